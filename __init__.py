@@ -1,0 +1,14 @@
+"""ComfyUI entry point of the InstantRetouch node pack.
+
+ComfyUI runs this file with ``spec_from_file_location`` and does not put the pack folder on
+``sys.path``, so every in-pack import is relative. The node classes are imported lazily
+inside :func:`comfy_entrypoint` so that this package can be imported (by tests, by tools)
+without a ComfyUI tree on ``sys.path``.
+"""
+
+
+async def comfy_entrypoint():
+    """Return the pack's ``ComfyExtension`` (ComfyUI V3 node registration)."""
+    from .nodes.comfy_nodes import RetouchExtension
+
+    return RetouchExtension()

@@ -1,0 +1,70 @@
+"""Image tensors as users have them: checks, channel handling and ComfyUI layout.
+
+The core works on (B, C, H, W) float tensors in [0, 1]: C = 3 (RGB), 1 (grey, expanded to
+RGB) or 4 (RGBA, alpha passed through untouched). ComfyUI's IMAGE is (B, H, W, C).
+"""
+
+from __future__ import annotations
+
+import torch
+
+SUPPORTED_CHANNELS = (1, 3, 4)
+
+
+def check_image(image, name: str = "image", check_finite: bool = True) -> None:
+    """Raise a clear error unless ``image`` is a non-empty (B, C, H, W) float tensor.
+
+    Args:
+        image: the tensor to check; C must be 1, 3 or 4.
+        name: how the tensor is called in error messages.
+        check_finite: also reject NaN/Inf (one pass over the data).
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if not image.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}"
+            " (convert integers with image.float() / 255)"
+        )
+    if image.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(image.shape)}")
+    if image.shape[1] not in SUPPORTED_CHANNELS:
+        raise ValueError(
+            f"{name} must have 1 (grey), 3 (RGB) or 4 (RGBA) channels, got shape {tuple(image.shape)}"
+        )
+    if image.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
+    if check_finite and not torch.isfinite(image).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, C, H, W) with C in {1, 3, 4} -> RGB (B, 3, H, W) and alpha (B, 1, H, W) or None."""
+    channels = image.shape[1]
+    if channels == 1:
+        return image.expand(-1, 3, -1, -1), None
+    if channels == 4:
+        return image[:, :3], image[:, 3:]
+    return image, None
+
+
+def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """Inverse of :func:`split_alpha` for the output: (B, 3, H, W) [+ (B, 1, H, W)]."""
+    if alpha is None:
+        return rgb
+    return torch.cat([rgb, alpha.to(rgb.dtype)], dim=1)
+
+
+def comfy_to_bchw(image: torch.Tensor) -> torch.Tensor:
+    """ComfyUI IMAGE (B, H, W, C) or (H, W, C) -> (B, C, H, W) view."""
+    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"ComfyUI images have shape (B, H, W, C), got {shape}")
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    return image.movedim(-1, 1)
+
+
+def bchw_to_comfy(image: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> ComfyUI IMAGE (B, H, W, C), contiguous."""
+    return image.movedim(1, -1).contiguous()

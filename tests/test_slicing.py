@@ -1,0 +1,244 @@
+"""slice_and_apply against independent references: a naive per-pixel loop, closed forms."""
+
+import math
+
+import kornia
+import numpy as np
+import pytest
+import torch
+
+from retouch_core.grid import grid_from_affine, identity_grid, scale_grid
+from retouch_core.guide import GuideParams, LearnedGuide, apply_curves, apply_guide, luminance_guide
+from retouch_core.slicing import slice_and_apply
+
+BACKENDS = ["grid_sample", "gather", "cpu_kernel"]
+
+
+def naive_slice(image, grid, guide):
+    """Per-pixel loop, written from the convention in retouch_core.grid's docstring."""
+    b_, _, h, w = image.shape
+    _, _, d, gh, gw = grid.shape
+    out = np.zeros((b_, 3, h, w))
+    img, g, z = image.double().numpy(), grid.double().numpy(), guide.double().numpy()
+
+    def corners(pos, size):
+        pos = min(max(pos, 0.0), size - 1.0)
+        lo = min(math.floor(pos), max(size - 2, 0))
+        hi = min(lo + 1, size - 1)
+        return ((lo, 1.0 - (pos - lo)), (hi, pos - lo))
+
+    for n in range(b_):
+        gn = g[n % g.shape[0]]
+        for y in range(h):
+            for x in range(w):
+                affine = np.zeros(12)
+                for k, wk in corners(z[n % z.shape[0], 0, y, x] * d - 0.5, d):
+                    for a, wa in corners((y + 0.5) * gh / h - 0.5, gh):
+                        for c, wc in corners((x + 0.5) * gw / w - 0.5, gw):
+                            affine += wk * wa * wc * gn[:, k, a, c]
+                m = affine.reshape(3, 4)
+                out[n, :, y, x] = m[:, :3] @ img[n, :, y, x] + m[:, 3]
+    return torch.from_numpy(out)
+
+
+@pytest.fixture
+def rng():
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("grid_size", [(4, 3, 5), (1, 1, 1), (2, 1, 3)])
+def test_matches_naive_loop(backend, grid_size, rng):
+    image = torch.rand(2, 3, 7, 9, generator=rng)
+    grid = torch.randn(1, 12, *grid_size, generator=rng)
+    guide = luminance_guide(image)
+    expected = naive_slice(image, grid, guide)
+    got = slice_and_apply(image, grid, backend=backend)
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_guide_map_out_of_range_is_border_clamped(backend, rng):
+    image = torch.rand(1, 3, 6, 5, generator=rng)
+    grid = torch.randn(2, 12, 3, 2, 2, generator=rng)
+    guide = torch.rand(2, 1, 6, 5, generator=rng) * 1.6 - 0.3
+    expected = naive_slice(image.expand(2, -1, -1, -1), grid, guide)
+    got = slice_and_apply(image.expand(2, -1, -1, -1), grid, guide, backend=backend)
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_identity_grid_returns_input(backend, rng):
+    image = torch.rand(2, 3, 11, 13, generator=rng)
+    out = slice_and_apply(image, identity_grid(depth=5, height=3, width=4), backend=backend)
+    torch.testing.assert_close(out, image, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_constant_grid_is_global_matrix(backend, rng):
+    image = torch.rand(1, 3, 16, 12, generator=rng)
+    affine = torch.randn(3, 4, generator=rng)
+    out = slice_and_apply(image, grid_from_affine(affine, 4, 3, 3), backend=backend)
+    expected = torch.einsum("ij,bjhw->bihw", affine[:, :3], image) + affine[:, 3].view(1, 3, 1, 1)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grid_along_z_reproduces_tone_curve(backend):
+    depth = 8
+    centres = (np.arange(depth) + 0.5) / depth
+    curve = np.sqrt(centres)  # any tone curve, sampled at the z cell centres
+    affine = torch.zeros(1, 12, depth, 1, 1)
+    for i in range(3):
+        affine[0, 4 * i + 3, :, 0, 0] = torch.from_numpy(curve).float()
+    grey = torch.linspace(0, 1, 101).view(1, 1, 1, 101).expand(1, 3, 2, 101)
+    out = slice_and_apply(grey, affine, backend=backend)
+    expected = np.interp(grey[0, 0, 0].numpy(), centres, curve)  # np.interp clamps at the ends too
+    for i in range(3):
+        np.testing.assert_allclose(out[0, i, 0].numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0, 2.0, -1.0])
+def test_strength_is_linear_and_zero_is_exact(strength, rng):
+    image = torch.rand(1, 3, 9, 10, generator=rng)
+    grid = identity_grid(depth=4, height=3, width=3) + 0.2 * torch.randn(1, 12, 4, 3, 3, generator=rng)
+    full = slice_and_apply(image, grid)
+    out = slice_and_apply(image, scale_grid(grid, strength))
+    torch.testing.assert_close(out, image + strength * (full - image), atol=2e-6, rtol=0)
+    if strength == 0.0:
+        assert torch.equal(scale_grid(grid, 0.0), identity_grid(depth=4, height=3, width=3))
+        torch.testing.assert_close(out, image, atol=1e-6, rtol=0)
+
+
+def test_strength_per_grid(rng):
+    grid = torch.randn(2, 12, 2, 2, 2, generator=rng)
+    scaled = scale_grid(grid, torch.tensor([0.0, 1.0]))
+    assert torch.equal(scaled[1], grid[1])
+    assert torch.equal(scaled[0], identity_grid(depth=2, height=2, width=2)[0])
+
+
+@pytest.mark.parametrize("backend", ["grid_sample", "gather"])
+def test_tiled_equals_untiled(backend, rng):
+    image = torch.rand(2, 3, 23, 17, generator=rng)
+    grid = torch.randn(1, 12, 4, 3, 5, generator=rng)
+    untiled = slice_and_apply(image, grid, backend=backend, max_tile_pixels=10**9)
+    for tile in (1, 17, 40, 100):
+        tiled = slice_and_apply(image, grid, backend=backend, max_tile_pixels=tile)
+        torch.testing.assert_close(tiled, untiled, atol=1e-7, rtol=0)
+
+
+def random_guide(batch, rng):
+    base = GuideParams.identity(batch)
+    return GuideParams(
+        ccm=base.ccm + 0.3 * torch.randn(batch, 3, 3, generator=rng),
+        ccm_bias=0.1 * torch.randn(batch, 3, generator=rng),
+        slopes=2 * torch.rand(batch, 3, 16, generator=rng),
+        mix=torch.rand(batch, 3, generator=rng) * 0.6,
+        mix_bias=0.05 * torch.randn(batch, generator=rng),
+    )
+
+
+@pytest.mark.parametrize("guide_batch", [1, 3])
+def test_fast_paths_match_reference(guide_batch, rng):
+    image = torch.rand(3, 3, 31, 45, generator=rng)
+    grid = torch.randn(3, 12, 8, 4, 6, generator=rng)
+    guide = random_guide(guide_batch, rng)
+    reference = slice_and_apply(image, grid, guide, backend="grid_sample")
+    for backend in ("gather", "cpu_kernel", "auto"):
+        torch.testing.assert_close(slice_and_apply(image, grid, guide, backend=backend), reference, atol=2e-5, rtol=0)
+
+
+def test_learned_guide_starts_as_luminance(rng):
+    image = torch.rand(2, 3, 8, 8, generator=rng)
+    torch.testing.assert_close(LearnedGuide()(image), kornia.color.rgb_to_grayscale(image), atol=1e-6, rtol=0)
+
+
+def test_curves_are_piecewise_linear_and_monotone(rng):
+    slopes = 2 * torch.rand(1, 3, 5, generator=rng)
+    values = torch.linspace(-0.2, 1.2, 141).view(1, 1, 1, 141).expand(1, 3, 1, 141)
+    curved = apply_curves(values, slopes)
+    knots = np.linspace(0, 1, 6)
+    for c in range(3):
+        at_knots = np.concatenate([[0], np.cumsum(slopes[0, c].numpy() / 5)])
+        np.testing.assert_allclose(curved[0, c, 0].numpy(), np.interp(values[0, c, 0].numpy(), knots, at_knots), atol=1e-6)
+        assert (np.diff(curved[0, c, 0].numpy()) >= -1e-7).all()
+
+
+def test_gradcheck_wrt_image_grid_and_guide():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    grid = torch.randn(1, 12, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    base = random_guide(1, torch.Generator().manual_seed(1)).to(dtype=torch.float64)
+    tensors = [t.clone().requires_grad_(True) for t in base.tensors()]
+
+    for backend in ("grid_sample", "gather"):
+        def fn(img, grd, *guide_tensors):
+            return slice_and_apply(img, grd, GuideParams(*guide_tensors), backend=backend)
+
+        assert torch.autograd.gradcheck(fn, (image, grid, *tensors), eps=1e-6, atol=1e-5)
+
+
+def test_learned_guide_receives_gradients():
+    torch.manual_seed(0)
+    guide = LearnedGuide()
+    image = torch.rand(1, 3, 8, 8)
+    grid = identity_grid(depth=4, height=2, width=2) + 0.3 * torch.randn(1, 12, 4, 2, 2)
+    slice_and_apply(image, grid, guide).square().mean().backward()
+    for name, p in guide.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_auto_uses_differentiable_path_when_grad_needed():
+    grid = torch.randn(1, 12, 2, 2, 2, requires_grad=True)
+    out = slice_and_apply(torch.rand(1, 3, 4, 4), grid)
+    assert out.requires_grad
+    with pytest.raises(ValueError, match="no autograd"):
+        slice_and_apply(torch.rand(1, 3, 4, 4), grid, backend="cpu_kernel")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_channels_and_dtypes(backend, rng):
+    grid = identity_grid(depth=2, height=2, width=2) * 0.5  # halves RGB, zero offsets
+    grey = torch.rand(1, 1, 5, 6, generator=rng)
+    out = slice_and_apply(grey, grid, backend=backend)
+    assert out.shape == (1, 3, 5, 6)
+    torch.testing.assert_close(out, 0.5 * grey.expand(1, 3, 5, 6), atol=1e-6, rtol=0)
+
+    rgba = torch.rand(2, 4, 5, 6, generator=rng)
+    out = slice_and_apply(rgba, grid, backend=backend)
+    assert torch.equal(out[:, 3], rgba[:, 3])
+    torch.testing.assert_close(out[:, :3], 0.5 * rgba[:, :3], atol=1e-6, rtol=0)
+
+    for dtype in (torch.float16, torch.bfloat16):
+        image = torch.rand(1, 3, 5, 6, generator=rng).to(dtype)
+        out = slice_and_apply(image, grid, backend=backend)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.float(), 0.5 * image.float(), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", [(1, 1), (1, 17), (17, 1)])
+def test_tiny_images(backend, size, rng):
+    image = torch.rand(1, 3, *size, generator=rng)
+    grid = torch.randn(1, 12, 3, 4, 4, generator=rng)
+    expected = naive_slice(image, grid, luminance_guide(image))
+    torch.testing.assert_close(slice_and_apply(image, grid, backend=backend).double(), expected, atol=2e-5, rtol=0)
+
+
+def test_inputs_are_not_modified(rng):
+    image = torch.rand(1, 4, 6, 6, generator=rng)
+    grid = torch.randn(1, 12, 2, 2, 2, generator=rng)
+    guide = torch.rand(1, 1, 6, 6, generator=rng)
+    copies = [t.clone() for t in (image, grid, guide)]
+    for backend in BACKENDS:
+        slice_and_apply(image, grid, guide, backend=backend)
+    scale_grid(grid, 2.0)
+    for original, copy in zip((image, grid, guide), copies):
+        assert torch.equal(original, copy)
+
+
+def test_apply_guide_batch_of_params(rng):
+    image = torch.rand(2, 3, 4, 4, generator=rng)
+    guide = random_guide(2, rng)
+    both = apply_guide(image, guide)
+    torch.testing.assert_close(both[1:], apply_guide(image[1:], guide.select(1)))
