@@ -1,0 +1,243 @@
+"""ComfyUI V3 node classes: thin wrappers around ``nodes.logic`` and ``retouch_core``.
+
+Node ids start with ``InstantRetouch`` and never change: they are saved in every workflow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+from comfy_api.latest import ComfyExtension, io
+
+from ..retouch_core.clip_score import load_clip
+from ..retouch_core.grid_io import RetouchGrid
+from ..retouch_core.matcher import parse_instruction
+from . import logic
+from .scoring import score_instruction
+
+CATEGORY = "image/retouch"
+GRID_FOLDER = "retouch_grids"
+CLIP_FOLDER = "retouch_clip"
+
+BilateralGrid = io.Custom("BILATERAL_GRID")
+RetouchClip = io.Custom("RETOUCH_CLIP")
+
+
+def register_folders() -> None:
+    """Model folders the pack reads (extra_model_paths.yaml entries are kept)."""
+    folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.models_dir, GRID_FOLDER))
+    folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.get_output_directory(), GRID_FOLDER))
+    folder_paths.add_model_folder_path(CLIP_FOLDER, os.path.join(folder_paths.models_dir, CLIP_FOLDER))
+
+
+def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
+    return folder_paths.filter_files_extensions(folder_paths.get_filename_list(folder), set(extensions))
+
+
+def _progress(total: int):
+    bar = comfy.utils.ProgressBar(total)  # each update is also a cancel point under the server
+    return lambda done, _total: bar.update_absolute(done, total)
+
+
+def _device():
+    return comfy.model_management.get_torch_device()
+
+
+def _mtime(folder: str, name: str) -> str:
+    path = folder_paths.get_full_path(folder, name)
+    return f"{path}:{os.path.getmtime(path)}" if path else name
+
+
+class ApplyGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchApplyGrid",
+            display_name="Apply Bilateral Grid",
+            category=CATEGORY,
+            description="Slice-and-apply: retouch the image at its native resolution with a bilateral grid. "
+            "Only colour and tone change; geometry and texture cannot.",
+            inputs=[io.Image.Input("image"), BilateralGrid.Input("grid")],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image, grid):
+        return io.NodeOutput(logic.apply_grid(image, grid, _device(), _progress(image.shape[0])))
+
+
+class GridStrength(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchGridStrength",
+            display_name="Grid Strength",
+            category=CATEGORY,
+            description="Scale an edit: 0 gives the input back, 1 the edit, above 1 exaggerates, below 0 reverses.",
+            inputs=[
+                BilateralGrid.Input("grid"),
+                io.Float.Input("strength", default=1.0, min=-1.0, max=3.0, step=0.05),
+            ],
+            outputs=[BilateralGrid.Output(display_name="grid")],
+        )
+
+    @classmethod
+    def execute(cls, grid, strength):
+        return io.NodeOutput(grid.scaled(strength))
+
+
+class RegionalBlend(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchRegionalBlend",
+            display_name="Regional Blend",
+            category=CATEGORY,
+            description="Apply one grid where the mask is white and another (default: no edit) where it is black. "
+            "Masks of any size are resized; feather softens the edge (pixels).",
+            inputs=[
+                io.Image.Input("image"),
+                BilateralGrid.Input("grid"),
+                io.Mask.Input("mask"),
+                io.Float.Input("feather", default=0.0, min=0.0, max=256.0, step=0.5),
+                BilateralGrid.Input("outside_grid", optional=True),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image, grid, mask, feather, outside_grid=None):
+        out = logic.blend_regions(image, grid, mask, outside_grid, feather, _device(), _progress(image.shape[0]))
+        return io.NodeOutput(out)
+
+
+class SaveGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchSaveGrid",
+            display_name="Save Bilateral Grid",
+            category=CATEGORY,
+            description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them).",
+            inputs=[BilateralGrid.Input("grid"), io.String.Input("filename_prefix", default="retouch")],
+            outputs=[io.String.Output(display_name="path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, grid, filename_prefix):
+        folder = Path(folder_paths.get_output_directory()) / GRID_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = Path(filename_prefix).name or "retouch"
+        index = 1 + sum(1 for _ in folder.glob(f"{stem}_*.safetensors"))
+        path = folder / f"{stem}_{index:05d}.safetensors"
+        grid.save(path)
+        return io.NodeOutput(str(path))
+
+
+class LoadGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchLoadGrid",
+            display_name="Load Bilateral Grid",
+            category=CATEGORY,
+            description=f"Load a saved grid (.safetensors) from models/{GRID_FOLDER} or output/{GRID_FOLDER}.",
+            inputs=[io.Combo.Input("grid_file", options=_files(GRID_FOLDER))],
+            outputs=[BilateralGrid.Output(display_name="grid")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, grid_file):
+        return _mtime(GRID_FOLDER, grid_file)
+
+    @classmethod
+    def execute(cls, grid_file):
+        return io.NodeOutput(RetouchGrid.load(folder_paths.get_full_path_or_raise(GRID_FOLDER, grid_file)))
+
+
+class InstructionPlan(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchInstructionPlan",
+            display_name="Instruction to Plan",
+            category=CATEGORY,
+            description="Show how an instruction is read: attributes, explicit parameters, words not understood.",
+            inputs=[io.String.Input("instruction", multiline=True, default="warmer, lift the shadows, a bit cinematic")],
+            outputs=[io.String.Output(display_name="plan")],
+        )
+
+    @classmethod
+    def execute(cls, instruction):
+        return io.NodeOutput(parse_instruction(instruction).describe())
+
+
+class LoadClip(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchLoadCLIP",
+            display_name="Load Retouch CLIP",
+            category=CATEGORY,
+            description=f"Load an open_clip model (vision + text) from models/{CLIP_FOLDER}: a .safetensors file with "
+            "open_clip_config.json beside it (the hub folder layout), no download.",
+            inputs=[io.Combo.Input("clip_file", options=_files(CLIP_FOLDER))],
+            outputs=[RetouchClip.Output(display_name="clip")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, clip_file):
+        return _mtime(CLIP_FOLDER, clip_file)
+
+    @classmethod
+    def execute(cls, clip_file):
+        path = folder_paths.get_full_path(CLIP_FOLDER, clip_file)
+        if path is None:
+            searched = ", ".join(folder_paths.get_folder_paths(CLIP_FOLDER))
+            raise FileNotFoundError(f"{clip_file!r} is not in the {CLIP_FOLDER} folders: {searched}")
+        return io.NodeOutput(load_clip(path, device=_device()))
+
+
+class ClipAttributeScore(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchCLIPScore",
+            display_name="CLIP Attribute Score",
+            category=CATEGORY,
+            description="Score images against the attributes an instruction asks for (CLIP prompt pairs). With a "
+            "before image, the direction output says whether the edit moved the instructed way (> 0).",
+            inputs=[
+                RetouchClip.Input("clip"),
+                io.Image.Input("image"),
+                io.String.Input("instruction", multiline=True, default="warmer and brighter"),
+                io.Float.Input("temperature", default=0.07, min=0.001, max=1.0, step=0.001),
+                io.Image.Input("before", optional=True),
+            ],
+            outputs=[
+                io.String.Output(display_name="report"),
+                io.Float.Output(display_name="alignment_loss"),
+                io.Float.Output(display_name="direction"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, image, instruction, temperature, before=None):
+        report = score_instruction(clip, image, instruction, before, temperature)
+        return io.NodeOutput(report.table, report.loss, report.direction)
+
+
+NODES = [ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
+
+
+class RetouchExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return NODES
+
+
+register_folders()

@@ -1,0 +1,125 @@
+"""What the nodes do, without ComfyUI: functions on ComfyUI-shaped tensors.
+
+IMAGE is (B, H, W, C) float in [0, 1]; MASK is (B, H, W) or (H, W). Every function returns
+new tensors on the CPU (ComfyUI's intermediate device) and never modifies its inputs: node
+outputs are cached and shared. ``progress(done, total)`` is called after each image of a
+batch; under ComfyUI it is a ProgressBar update, which is also where a cancel lands.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..retouch_core.blend import regional_blend
+from ..retouch_core.grid_io import RetouchGrid
+from ..retouch_core.image import bchw_to_comfy, comfy_to_bchw
+
+Progress = Callable[[int, int], None]
+
+# LoadImage's MASK for a file without alpha: a 64x64 block of zeros.
+_PLACEHOLDER_MASK_SIZE = (64, 64)
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def check_comfy_image(image: torch.Tensor, name: str = "image") -> None:
+    """Raise ValueError unless ``image`` is a (B, H, W, C) IMAGE with C in {1, 3, 4}."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{name} must be a ComfyUI IMAGE of shape (B, H, W, 3 or 4), got {shape}")
+    if image.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
+
+
+def check_comfy_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Validate a MASK for ``image`` and return it as (B', H', W').
+
+    Rejects LoadImage's placeholder (a 64x64 block of zeros for a file without alpha) with a
+    message saying how to get a real mask; any other size is resized later.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dim() not in (2, 3, 4):
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a ComfyUI MASK of shape (B, H, W), got {shape}")
+    mask = mask.reshape(-1, mask.shape[-2], mask.shape[-1])  # ComfyUI's own normalisation
+    if mask.numel() == 0:
+        raise ValueError(f"mask is empty: shape {tuple(mask.shape)}")
+    batch, height, width = image.shape[:3]
+    if mask.shape[0] not in (1, batch):
+        raise ValueError(f"the mask batch has {mask.shape[0]} masks but the image batch has {batch} images")
+    placeholder = tuple(mask.shape[-2:]) == _PLACEHOLDER_MASK_SIZE and (height, width) != _PLACEHOLDER_MASK_SIZE
+    if placeholder and not mask.any():
+        raise ValueError(
+            "the mask is LoadImage's empty 64x64 placeholder: the loaded file has no alpha channel. "
+            "Paint a mask in the mask editor, load one with LoadImageMask, or use a segmentation node"
+        )
+    return mask
+
+
+def apply_grid(
+    image: torch.Tensor, grid: RetouchGrid, device: torch.device | None = None, progress: Progress = _no_progress
+) -> torch.Tensor:
+    """IMAGE (B, H, W, C) -> retouched IMAGE at the same resolution, one image at a time."""
+    check_comfy_image(image)
+    batch, height, width = image.shape[:3]
+    grid.check_image(batch, height, width)
+    out = []
+    for index in range(batch):
+        single = _select(grid, index)
+        pixels = comfy_to_bchw(image[index : index + 1]).to(device or image.device)
+        out.append(bchw_to_comfy(single.apply(pixels)).cpu())
+        progress(index + 1, batch)
+    return torch.cat(out)
+
+
+def blend_regions(
+    image: torch.Tensor,
+    grid: RetouchGrid,
+    mask: torch.Tensor,
+    other: RetouchGrid | None = None,
+    feather: float = 0.0,
+    device: torch.device | None = None,
+    progress: Progress = _no_progress,
+) -> torch.Tensor:
+    """``grid`` where the mask is 1, ``other`` (identity if None) where it is 0; IMAGE out."""
+    check_comfy_image(image)
+    mask = check_comfy_mask(mask, image)
+    batch, height, width = image.shape[:3]
+    for g in (grid, other):
+        if g is not None:
+            g.check_image(batch, height, width)
+    out = []
+    for index in range(batch):
+        pixels = comfy_to_bchw(image[index : index + 1]).to(device or image.device)
+        first = _select(grid, index)
+        second = _select(other, index) if other is not None else None
+        if second is not None and (first.guide is not None or second.guide is not None) and first.guide != second.guide:
+            blended = _blend_two_guides(pixels, first, second, mask[index % mask.shape[0]], feather)
+        else:
+            blended = regional_blend(
+                pixels, first.grid, mask[index % mask.shape[0]][None], None if second is None else second.grid,
+                first.guide, feather=feather,
+            )
+        out.append(bchw_to_comfy(blended).cpu())
+        progress(index + 1, batch)
+    return torch.cat(out)
+
+
+def _blend_two_guides(pixels, first: RetouchGrid, second: RetouchGrid, mask, feather) -> torch.Tensor:
+    """Blend outputs of two grids that slice with different guides."""
+    from ..retouch_core.blend import prepare_mask
+
+    a, b = first.apply(pixels).float(), second.apply(pixels).float()
+    weight = prepare_mask(mask[None], 1, pixels.shape[-2], pixels.shape[-1], feather).to(a.device)
+    return torch.lerp(b, a, weight).to(pixels.dtype)
+
+
+def _select(grid: RetouchGrid, index: int) -> RetouchGrid:
+    """The batch-1 grid that edits image ``index``."""
+    if grid.batch == 1:
+        return grid
+    guide = None if grid.guide is None else grid.guide.select(index)
+    return RetouchGrid(grid.grid[index : index + 1], guide, grid.source_size, grid.label)

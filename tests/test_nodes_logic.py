@@ -1,0 +1,166 @@
+"""Node logic with ComfyUI-shaped tensors: IMAGE (B, H, W, C), MASK (B, H, W)."""
+
+import importlib
+
+import pytest
+import torch
+
+from retouch_core.clip_score import tiny_clip
+
+
+@pytest.fixture(scope="module")
+def mods(pack):
+    name = pack.__name__
+    return (
+        importlib.import_module(f"{name}.nodes.logic"),
+        importlib.import_module(f"{name}.nodes.scoring"),
+        importlib.import_module(f"{name}.retouch_core.grid_io"),
+        importlib.import_module(f"{name}.retouch_core.grid"),
+    )
+
+
+def warm_grid(grid_mod, grid_io, batch=1, source_size=None):
+    affine = torch.tensor([[1.2, 0, 0, 0.0], [0, 1.0, 0, 0], [0, 0, 0.7, 0.0]]).expand(batch, 3, 4)
+    return grid_io.RetouchGrid(grid_mod.grid_from_affine(affine, 4, 2, 2), source_size=source_size, label="warm")
+
+
+def image(batch=2, height=12, width=16, channels=3, seed=0):
+    return torch.rand(batch, height, width, channels, generator=torch.Generator().manual_seed(seed))
+
+
+def test_apply_grid_matches_closed_form_and_reports_progress(mods):
+    logic, _, grid_io, grid_mod = mods
+    calls = []
+    img = image()
+    out = logic.apply_grid(img, warm_grid(grid_mod, grid_io), progress=lambda d, t: calls.append((d, t)))
+    assert out.shape == img.shape
+    torch.testing.assert_close(out, img * torch.tensor([1.2, 1.0, 0.7]), atol=1e-6, rtol=0)
+    assert calls == [(1, 2), (2, 2)]
+
+
+def test_apply_grid_one_per_image_and_rgba(mods):
+    logic, _, grid_io, grid_mod = mods
+    affines = torch.stack([torch.eye(3, 4), 0.5 * torch.eye(3, 4)])
+    grid = grid_io.RetouchGrid(grid_mod.grid_from_affine(affines, 2, 2, 2))
+    img = image(channels=4)
+    out = logic.apply_grid(img, grid)
+    torch.testing.assert_close(out[0], img[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1, ..., :3], 0.5 * img[1, ..., :3], atol=1e-6, rtol=0)
+    assert torch.equal(out[..., 3], img[..., 3])
+
+
+def test_inputs_are_not_modified(mods):
+    logic, _, grid_io, grid_mod = mods
+    img, mask = image(), torch.rand(2, 6, 8)
+    grid = warm_grid(grid_mod, grid_io)
+    copies = (img.clone(), mask.clone(), grid.grid.clone())
+    logic.apply_grid(img, grid)
+    logic.blend_regions(img, grid, mask, feather=1.0)
+    grid.scaled(2.0)
+    for original, copy in zip((img, mask, grid.grid), copies):
+        assert torch.equal(original, copy)
+
+
+def test_regional_blend_with_small_mask(mods):
+    logic, _, grid_io, grid_mod = mods
+    img = image()
+    mask = torch.zeros(1, 3, 4)
+    mask[..., 2:] = 1  # right half at a quarter of the size
+    out = logic.blend_regions(img, warm_grid(grid_mod, grid_io), mask)
+    torch.testing.assert_close(out[:, :, :6], img[:, :, :6])
+    torch.testing.assert_close(out[:, :, 10:], img[:, :, 10:] * torch.tensor([1.2, 1.0, 0.7]), atol=1e-6, rtol=0)
+
+
+def test_regional_blend_two_grids(mods):
+    logic, _, grid_io, grid_mod = mods
+    img = image(batch=1)
+    dark = grid_io.RetouchGrid(grid_mod.grid_from_affine(0.5 * torch.eye(3, 4), 2, 2, 2))
+    out = logic.blend_regions(img, warm_grid(grid_mod, grid_io), torch.zeros(12, 16), dark)
+    torch.testing.assert_close(out, 0.5 * img, atol=1e-6, rtol=0)
+
+
+def test_strength_zero_gives_input(mods):
+    logic, _, grid_io, grid_mod = mods
+    img = image()
+    out = logic.apply_grid(img, warm_grid(grid_mod, grid_io).scaled(0.0))
+    torch.testing.assert_close(out, img, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda m: (image(batch=3), warm_grid(m[3], m[2], batch=2), None), "grid holds 2 edits but the image batch has 3"),
+        (lambda m: (image(), warm_grid(m[3], m[2], source_size=(100, 100)), None), "another aspect ratio"),
+        (lambda m: (image(), warm_grid(m[3], m[2]), torch.zeros(1, 64, 64)), "LoadImage's empty 64x64 placeholder"),
+        (lambda m: (image(), warm_grid(m[3], m[2]), torch.ones(3, 12, 16)), "mask batch has 3 masks but the image batch has 2"),
+        (lambda m: (image(channels=2), warm_grid(m[3], m[2]), None), r"\(B, H, W, 3 or 4\)"),
+    ],
+)
+def test_clear_errors(mods, make, message):
+    logic, _, _, _ = mods
+    img, grid, mask = make(mods)
+    with pytest.raises(ValueError, match=message):
+        if mask is None:
+            logic.apply_grid(img, grid)
+        else:
+            logic.blend_regions(img, grid, mask)
+
+
+def test_nan_image_and_grid(mods):
+    logic, _, grid_io, grid_mod = mods
+    img = image()
+    img[1, 3, 4, 0] = float("nan")
+    with pytest.raises(ValueError, match="image contains NaN"):
+        logic.apply_grid(img, warm_grid(grid_mod, grid_io))
+    bad = grid_mod.identity_grid(depth=2, height=2, width=2)
+    bad[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="grid contains NaN or Inf"):
+        grid_io.RetouchGrid(bad)
+
+
+def test_same_aspect_other_resolution_is_fine(mods):
+    logic, _, grid_io, grid_mod = mods
+    grid = warm_grid(grid_mod, grid_io, source_size=(6, 8))
+    assert logic.apply_grid(image(height=12, width=16), grid).shape == (2, 12, 16, 3)
+
+
+def test_grid_file_round_trip(mods, tmp_path):
+    _, _, grid_io, grid_mod = mods
+    guide_mod = importlib.import_module(grid_io.__name__.rsplit(".", 1)[0] + ".guide")
+    grid = grid_io.RetouchGrid(
+        torch.randn(2, 12, 3, 2, 2), guide_mod.GuideParams.identity(2), source_size=(480, 640), label="test"
+    )
+    grid.save(tmp_path / "g.safetensors")
+    back = grid_io.RetouchGrid.load(tmp_path / "g.safetensors")
+    assert torch.equal(back.grid, grid.grid) and back.source_size == (480, 640) and back.label == "test"
+    assert all(torch.equal(a, b) for a, b in zip(back.guide.tensors(), grid.guide.tensors()))
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        grid_io.RetouchGrid.load(tmp_path / "junk.safetensors")
+
+
+def test_clip_score_matches_hand_computation(mods):
+    _, scoring, _, _ = mods
+    scorer = tiny_clip()
+    before, after = image(batch=1, height=40, width=40, seed=1), image(batch=1, height=40, width=40, seed=2)
+    report = scoring.score_instruction(scorer, after, "warmer, not too bright", before)
+    names, pairs, weights, _ = scoring.instruction_pairs("warmer, not too bright")
+    assert names == ["warmth", "brightness"] and weights[0] > 0 > weights[1]
+
+    def margins(img):
+        emb = scorer.encode_images(img.movedim(-1, 1))
+        texts = scorer.encode_texts([p for p, _ in pairs] + [n for _, n in pairs])
+        sims = emb @ texts.T
+        return (sims[:, :2] - sims[:, 2:]) * torch.tensor(weights).sign()
+
+    expected = float((margins(after) - margins(before)).mean())
+    assert report.direction == pytest.approx(expected, abs=1e-5)
+    assert "warmth" in report.table and "moved" in report.table
+    assert report.loss > 0
+
+
+def test_clip_score_empty_instruction_scores_whole_bank(mods):
+    _, scoring, _, _ = mods
+    report = scoring.score_instruction(tiny_clip(), image(batch=1, height=32, width=32), "")
+    assert "every attribute of the bank" in report.table
+    assert len(report.table.splitlines()) > 40
