@@ -16,6 +16,7 @@ from comfy_api.latest import ComfyExtension, io
 from ..retouch_core.clip_score import load_clip
 from ..retouch_core.grid_io import RetouchGrid
 from ..retouch_core.matcher import parse_instruction
+from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from . import logic
 from .scoring import score_instruction
 
@@ -23,12 +24,16 @@ CATEGORY = "image/retouch"
 GRID_FOLDER = "retouch_grids"
 CLIP_FOLDER = "retouch_clip"
 
+MODEL_FOLDER = "retouch"
+
 BilateralGrid = io.Custom("BILATERAL_GRID")
 RetouchClip = io.Custom("RETOUCH_CLIP")
+RetouchModel = io.Custom("RETOUCH_MODEL")
 
 
 def register_folders() -> None:
     """Model folders the pack reads (extra_model_paths.yaml entries are kept)."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.models_dir, GRID_FOLDER))
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.get_output_directory(), GRID_FOLDER))
     folder_paths.add_model_folder_path(CLIP_FOLDER, os.path.join(folder_paths.models_dir, CLIP_FOLDER))
@@ -50,6 +55,56 @@ def _device():
 def _mtime(folder: str, name: str) -> str:
     path = folder_paths.get_full_path(folder, name)
     return f"{path}:{os.path.getmtime(path)}" if path else name
+
+
+class LoadModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchLoadModel",
+            display_name="Load Retouch Model",
+            category=CATEGORY,
+            description=f"Built-in models need no download; trained models are .safetensors files in models/{MODEL_FOLDER}.",
+            inputs=[io.Combo.Input("model_name", options=list(BUILTIN_MODELS) + _files(MODEL_FOLDER))],
+            outputs=[RetouchModel.Output(display_name="model")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name):
+        return model_name if model_name in BUILTIN_MODELS else _mtime(MODEL_FOLDER, model_name)
+
+    @classmethod
+    def execute(cls, model_name):
+        if model_name in BUILTIN_MODELS:
+            return io.NodeOutput(load_retouch_model(model_name))
+        path = folder_paths.get_full_path(MODEL_FOLDER, model_name)
+        if path is None:
+            searched = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
+            raise FileNotFoundError(f"{model_name!r} is not in the {MODEL_FOLDER} model folders: {searched}")
+        return io.NodeOutput(load_retouch_model(path))
+
+
+class PredictGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchPredictGrid",
+            display_name="Predict Bilateral Grid",
+            category=CATEGORY,
+            description="Read the image and the instruction and predict a bilateral grid (one per image). "
+            "An empty instruction is auto mode; explicit numbers ('exposure +0.5') are param mode.",
+            inputs=[
+                RetouchModel.Input("model"),
+                io.Image.Input("image"),
+                io.String.Input("instruction", multiline=True, default="warmer, lift the shadows, a bit cinematic"),
+            ],
+            outputs=[BilateralGrid.Output(display_name="grid"), io.String.Output(display_name="plan")],
+        )
+
+    @classmethod
+    def execute(cls, model, image, instruction):
+        grid, plan = logic.predict_grids(model, image, instruction, _progress(image.shape[0]))
+        return io.NodeOutput(grid, plan)
 
 
 class ApplyGrid(io.ComfyNode):
@@ -232,7 +287,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):

@@ -123,3 +123,36 @@ def _select(grid: RetouchGrid, index: int) -> RetouchGrid:
         return grid
     guide = None if grid.guide is None else grid.guide.select(index)
     return RetouchGrid(grid.grid[index : index + 1], guide, grid.source_size, grid.label)
+
+
+def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress) -> tuple[RetouchGrid, str]:
+    """One grid per image of an IMAGE batch, stacked, and the plan as text.
+
+    Args:
+        model: a :class:`~retouch_core.models.RetouchModel`.
+        image: IMAGE (B, H, W, C); alpha is ignored for prediction.
+        instruction: free text; empty = auto mode.
+    """
+    check_comfy_image(image)
+    grids, plan = [], None
+    for index in range(image.shape[0]):
+        rgb = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1)
+        grid, plan = model.predict(rgb, instruction)
+        grids.append(grid)
+        progress(index + 1, image.shape[0])
+    return stack_grids(grids), f"model: {model.name}\n{plan.describe()}"
+
+
+def stack_grids(grids: list[RetouchGrid]) -> RetouchGrid:
+    """Batch-1 grids of one size -> one grid with a batch of len(grids)."""
+    from ..retouch_core.guide import GuideParams
+
+    first = grids[0]
+    if len(grids) == 1:
+        return first
+    guides = [g.guide for g in grids]
+    guide = None
+    if any(g is not None for g in guides):
+        filled = [g if g is not None else GuideParams.identity(knots=next(x for x in guides if x).knots) for g in guides]
+        guide = GuideParams(*(torch.cat(parts) for parts in zip(*(g.tensors() for g in filled))))
+    return RetouchGrid(torch.cat([g.grid for g in grids]), guide, first.source_size, first.label)

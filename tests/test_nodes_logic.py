@@ -164,3 +164,15 @@ def test_clip_score_empty_instruction_scores_whole_bank(mods):
     report = scoring.score_instruction(tiny_clip(), image(batch=1, height=32, width=32), "")
     assert "every attribute of the bank" in report.table
     assert len(report.table.splitlines()) > 40
+
+
+def test_predict_grids_batch_and_plan(pack):
+    logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
+    models = importlib.import_module(f"{pack.__name__}.retouch_core.models")
+    img = image(batch=2, height=24, width=32)
+    calls = []
+    grid, plan = logic.predict_grids(models.RuleBasedModel(), img, "brighter", lambda d, t: calls.append(d))
+    assert grid.batch == 2 and grid.source_size == (24, 32) and calls == [1, 2]
+    assert "brightness" in plan and "rule-based" in plan
+    out = logic.apply_grid(img, grid)
+    assert out.mean() > img.mean()

@@ -1,0 +1,58 @@
+"""What every retouch model offers: instruction + image in, bilateral grid out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+
+from ..grid_io import RetouchGrid
+from ..matcher import Plan, parse_instruction
+
+DEFAULT_LOW_RES = 256
+
+
+def low_res_copy(image: torch.Tensor, long_side: int = DEFAULT_LOW_RES) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, h, w) with max(h, w) <= long_side, antialiased; the same tensor if small."""
+    height, width = image.shape[-2:]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+class RetouchModel(ABC):
+    """A model that reads an image and an instruction and predicts a grid.
+
+    The prediction runs on a low-resolution copy; the grid is then applied at any resolution
+    of the same framing, so the cost at full resolution is one slice-and-apply.
+    """
+
+    name: str = "model"
+
+    @abstractmethod
+    def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
+        """Grid for one image.
+
+        Args:
+            image: (1, 3, H, W) float in [0, 1], any resolution.
+            plan: the parsed instruction (mode auto / style / param).
+
+        Returns:
+            A batch-1 :class:`RetouchGrid`.
+        """
+
+    def predict(self, image: torch.Tensor, instruction: str) -> tuple[RetouchGrid, Plan]:
+        """Parse ``instruction`` and predict a grid for a (1, 3, H, W) image."""
+        if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+            raise ValueError(f"predict takes one RGB image (1, 3, H, W), got {tuple(image.shape)}")
+        plan = parse_instruction(instruction)
+        return self.predict_grid(image, plan), plan
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor, instruction: str, strength: float = 1.0) -> torch.Tensor:
+        """Retouch (1, 3, H, W) at full resolution."""
+        grid, _ = self.predict(image, instruction)
+        return grid.scaled(strength).apply(image) if strength != 1.0 else grid.apply(image)
