@@ -23,6 +23,10 @@ the banding.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -131,13 +135,27 @@ def _choose_backend(backend, rgb, grid, guide_map, params) -> str:
     return "gather" if rgb.device.type == "mps" else "grid_sample"
 
 
+# The kernel is imported under this one name whatever package holds it (installed
+# retouch_core, or the ComfyUI pack folder imported under a path-derived name): numba's
+# on-disk cache records the module name and fails to load under any other.
+KERNEL_MODULE = "instantretouch_cpu_kernel"
+
+
 def _cpu_kernel():
-    """The numba kernel, or None where numba cannot be imported."""
-    try:
-        from ._cpu_kernel import slice_apply_image
-    except ImportError:
+    """The numba kernel module, or None where numba cannot be imported."""
+    if KERNEL_MODULE in sys.modules:
+        return sys.modules[KERNEL_MODULE]
+    if importlib.util.find_spec("numba") is None:
         return None
-    return slice_apply_image
+    spec = importlib.util.spec_from_file_location(KERNEL_MODULE, Path(__file__).with_name("_cpu_kernel.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[KERNEL_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        del sys.modules[KERNEL_MODULE]
+        return None
+    return module
 
 
 def _require_cpu_kernel(rgb, grid, guide_map, params) -> None:
@@ -151,8 +169,7 @@ def _require_cpu_kernel(rgb, grid, guide_map, params) -> None:
 
 
 def _slice_cpu_kernel(rgb, grid, guide_map, params) -> torch.Tensor:
-    from . import _cpu_kernel as kernel
-
+    kernel = _cpu_kernel()
     batch, _, height, width = rgb.shape
     image = rgb.float().contiguous()
     # The kernel assumes >= 2 cells per axis; replicating a single cell changes no value.

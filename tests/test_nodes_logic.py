@@ -176,3 +176,18 @@ def test_predict_grids_batch_and_plan(pack):
     assert "brightness" in plan and "rule-based" in plan
     out = logic.apply_grid(img, grid)
     assert out.mean() > img.mean()
+
+
+def test_cpu_kernel_cache_works_under_any_package_name():
+    """ComfyUI imports the pack under a path-derived name; numba's disk cache must still load."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    body = "import torch; from {mod}.slicing import slice_and_apply; from {mod}.grid import identity_grid;" \
+           "print(float(slice_and_apply(torch.rand(1, 3, 8, 8), identity_grid(), backend='cpu_kernel').sum()))"
+    pack = f"import sys; sys.path.insert(0, {str(tests)!r}); from conftest import load_pack; load_pack();"
+    for code in (body.format(mod="retouch_core"), pack + body.format(mod="instantretouch_pack.retouch_core")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
