@@ -1,0 +1,103 @@
+"""Run the pack in a real ComfyUI (via ../shared/tools/comfy_harness.py); used by the tests.
+
+    python tests/comfy_live.py --update-snapshot     # needs COMFYUI_PATH
+
+writes ``tests/data/object_info.json``: the /object_info entries of every node type our
+workflows use, which ``tests/test_workflows.py`` checks the workflow files against in CI
+(where there is no ComfyUI). ``tests/test_comfy_integration.py`` fails when the snapshot and
+the live server disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT.parent / "shared" / "tools" / "comfy_harness.py"
+SNAPSHOT = ROOT / "tests" / "data" / "object_info.json"
+WORKFLOW_DIRS = (ROOT / "workflows" / "api", ROOT / "example_workflows")
+PACK_NAME = "instantretouch"
+
+
+def harness():
+    spec = importlib.util.spec_from_file_location("comfy_harness", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def comfy_python() -> str:
+    return os.environ.get("COMFYUI_PYTHON", sys.executable)
+
+
+def workflow_files() -> list[Path]:
+    return sorted(p for d in WORKFLOW_DIRS if d.is_dir() for p in d.glob("*.json"))
+
+
+def used_node_types() -> set[str]:
+    types = set()
+    for path in workflow_files():
+        doc = json.loads(path.read_text())
+        nodes = doc["nodes"] if "nodes" in doc else doc.values()
+        types |= {n.get("type") or n.get("class_type") for n in nodes}
+    return types
+
+
+def write_tiny_clip(models_dir: Path) -> None:
+    """A tiny random open_clip model where the CLIP workflow expects ViT-B-32 (no download)."""
+    from safetensors.torch import save_file
+
+    from retouch_core.clip_score import CONFIG_NAME, tiny_clip
+
+    folder = models_dir / "retouch_clip" / "ViT-B-32"
+    folder.mkdir(parents=True, exist_ok=True)
+    scorer = tiny_clip()
+    save_file({k: v.contiguous() for k, v in scorer.model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    (folder / CONFIG_NAME).write_text(json.dumps(scorer.config))
+
+
+def live_object_info(comfy_dir: Path) -> dict:
+    """/object_info of a ComfyUI started with the pack installed (and stopped again)."""
+    h = harness()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
+            (base / sub).mkdir()
+        (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+        server = h.ComfyServer(comfy_dir, base, comfy_python(), h.free_loopback_port(), [], False)
+        server.start(180)
+        try:
+            _, info = h.http_json("GET", server.url + "/object_info", timeout=120)
+        finally:
+            server.stop()
+    return info
+
+
+def snapshot_of(info: dict) -> dict:
+    """The entries of the node types our workflows use, file-list combos emptied (they vary by machine)."""
+    wanted = used_node_types() | {k for k in info if k.startswith("InstantRetouch")}
+    return {name: info[name] for name in sorted(wanted) if name in info}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--update-snapshot", action="store_true")
+    args = parser.parse_args(argv)
+    comfy_dir = os.environ.get("COMFYUI_PATH")
+    if not comfy_dir:
+        parser.error("set COMFYUI_PATH to a ComfyUI source tree")
+    if args.update_snapshot:
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(snapshot_of(live_object_info(Path(comfy_dir))), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {SNAPSHOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
