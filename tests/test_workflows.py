@@ -139,3 +139,15 @@ def test_checker_catches_mistakes():
     assert any("linked to LoadImage" in p for p in problems)
     assert any("unknown type NoSuchNode" in p for p in problems)
     assert not check_api(good)
+
+
+def test_ui_checker_catches_mistakes():
+    graph = json.loads((Path(__file__).parents[1] / "example_workflows" / "strength_sweep.json").read_text())
+    assert not check_ui(graph)
+    strength = next(n for n in graph["nodes"] if n["type"] == "InstantRetouchGridStrength")
+    strength["widgets_values"] = [9.0]
+    link = graph["links"][0]
+    graph["links"][0] = link[:5] + [link[5]]
+    graph["nodes"].append({"id": 999, "type": "NoSuchNode"})
+    problems = check_ui(graph)
+    assert any("outside" in p for p in problems) and any("NoSuchNode" in p for p in problems)
