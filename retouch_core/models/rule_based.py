@@ -53,10 +53,29 @@ class RuleBasedModel(RetouchModel):
     def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
         low = low_res_copy(image.float(), self.low_res)
         params = self.params_for(low, plan)
-        edited = render(low, params)
-        grid = fit_grid(low, edited, depth=self.depth, height=self.height, width=self.width)
-        label = f"{self.name}: " + ", ".join(f"{k} {v:+.3g}" for k, v in params.items() if isinstance(v, (int, float)))
-        return RetouchGrid(grid, None, tuple(image.shape[-2:]), label)
+        grid = grid_from_params(low, params, (self.depth, self.height, self.width))
+        return RetouchGrid(grid.grid, None, tuple(image.shape[-2:]), f"{self.name}: {grid.label}")
+
+
+@torch.no_grad()
+def grid_from_params(
+    image: torch.Tensor, params, grid_size: tuple[int, int, int] = (8, 16, 16), low_res: int = DEFAULT_LOW_RES
+) -> RetouchGrid:
+    """The grid that carries a renderer edit of ``image`` to any resolution.
+
+    Args:
+        image: (1, 3, H, W) float in [0, 1]; rendered on a copy of at most ``low_res`` px.
+        params: anything :func:`~retouch_core.render.render` takes (RetouchParams, dict).
+        grid_size: (D, H_g, W_g).
+
+    Returns:
+        Batch-1 :class:`RetouchGrid` whose ``source_size`` is the image's (H, W).
+    """
+    low = low_res_copy(image.float(), low_res)
+    grid = fit_grid(low, render(low, params), depth=grid_size[0], height=grid_size[1], width=grid_size[2])
+    items = params.to_dict().items() if hasattr(params, "to_dict") else dict(params).items()
+    label = ", ".join(f"{k} {v:+.3g}" for k, v in items if isinstance(v, (int, float)))
+    return RetouchGrid(grid, None, tuple(image.shape[-2:]), label)
 
 
 def _log_average_luminance(image: torch.Tensor) -> float:
