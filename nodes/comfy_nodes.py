@@ -17,6 +17,7 @@ from ..retouch_core.clip_score import load_clip
 from ..retouch_core.grid_io import RetouchGrid
 from ..retouch_core.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
+from ..retouch_core.params import PARAM_RANGES
 from . import logic
 from .scoring import score_instruction
 
@@ -232,6 +233,45 @@ class InstructionPlan(io.ComfyNode):
         return io.NodeOutput(parse_instruction(instruction).describe())
 
 
+def _group(name: str) -> str:
+    """The VeraRetouch group a renderer parameter belongs to, for slider labels."""
+    if name.startswith(("hue_", "saturation_", "luminance_")) and name.split("_", 1)[1] in _BANDS:
+        return "colour band"
+    if name.startswith("split_"):
+        return "split toning"
+    if name in ("temperature", "tint", "vibrance", "saturation"):
+        return "global colour"
+    return "light"
+
+
+_BANDS = ("red", "orange", "yellow", "green", "aqua", "blue", "purple", "magenta")
+
+
+class ParamRetouch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        sliders = [
+            io.Float.Input(name, display_name=f"{_group(name)}: {name}", default=0.0, min=lo, max=hi, optional=True,
+                           step=0.05 if hi - lo <= 10 else 1.0)
+            for name, (lo, hi) in PARAM_RANGES.items()
+        ]
+        return io.Schema(
+            node_id="InstantRetouchParamRetouch",
+            display_name="Param Retouch",
+            category=CATEGORY,
+            description="Exact photo-finishing sliders (Lightroom-like units: EV, -100..100, degrees). The edit is "
+            "rendered on a low-resolution copy and carried to full resolution by a fitted bilateral grid. "
+            "params_json adds what sliders cannot hold, e.g. {\"tone_curve\": [[0.25, 0.2], [0.75, 0.8]]}.",
+            inputs=[io.Image.Input("image"), *sliders, io.String.Input("params_json", multiline=True, default="", optional=True)],
+            outputs=[BilateralGrid.Output(display_name="grid"), io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image, params_json="", **values):
+        grid = logic.param_grids(image, values, params_json, _progress(image.shape[0]))
+        return io.NodeOutput(grid, logic.apply_grid(image, grid, _device()))
+
+
 class LoadClip(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -287,7 +327,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [LoadModel, PredictGrid, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ParamRetouch, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):

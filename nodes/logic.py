@@ -156,3 +156,23 @@ def stack_grids(grids: list[RetouchGrid]) -> RetouchGrid:
         filled = [g if g is not None else GuideParams.identity(knots=next(x for x in guides if x).knots) for g in guides]
         guide = GuideParams(*(torch.cat(parts) for parts in zip(*(g.tensors() for g in filled))))
     return RetouchGrid(torch.cat([g.grid for g in grids]), guide, first.source_size, first.label)
+
+
+def param_grids(
+    image: torch.Tensor, values: dict[str, float], params_json: str = "", progress: Progress = _no_progress
+) -> RetouchGrid:
+    """Renderer sliders (plus optional JSON such as a tone curve) -> one fitted grid per image."""
+    from ..retouch_core.models.rule_based import grid_from_params
+    from ..retouch_core.params import RetouchParams
+
+    check_comfy_image(image)
+    merged = {name: value for name, value in values.items() if value != 0}
+    if params_json.strip():
+        merged.update(RetouchParams.from_json(params_json).to_dict())
+    params = RetouchParams.from_dict(merged)
+    grids = []
+    for index in range(image.shape[0]):
+        rgb = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1)
+        grids.append(grid_from_params(rgb, params))
+        progress(index + 1, image.shape[0])
+    return stack_grids(grids)

@@ -191,3 +191,15 @@ def test_cpu_kernel_cache_works_under_any_package_name():
     for code in (body.format(mod="retouch_core"), pack + body.format(mod="instantretouch_pack.retouch_core")):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_param_grids_follow_sliders_and_json(pack):
+    logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
+    img = image(batch=2, height=20, width=24)
+    brighter = logic.apply_grid(img, logic.param_grids(img, {"exposure": 1.0, "contrast": 0.0}))
+    assert brighter.mean() > img.mean() + 0.05
+    curve = '{"tone_curve": [[0.5, 0.3]]}'
+    darker = logic.apply_grid(img, logic.param_grids(img, {}, curve))
+    assert darker.mean() < img.mean() - 0.05
+    with pytest.raises(ValueError, match="exposure"):
+        logic.param_grids(img, {"exposure": 9.0})
