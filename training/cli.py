@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ()
+SUBCOMMAND_MODULES = ("evaluate",)
 
 
 def build_parser() -> argparse.ArgumentParser:
