@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ("evaluate",)
+SUBCOMMAND_MODULES = ("evaluate", "train_lite")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,31 +1,50 @@
 """Retouch models: anything that turns an image and an instruction into a bilateral grid.
 
-``load_retouch_model(name_or_path)`` resolves a built-in name or a local weights file.
+``load_retouch_model(name_or_path)`` resolves a built-in name or a local ``.safetensors``
+model file, dispatching on the ``format`` entry of the file's metadata.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from safetensors import safe_open
+
 from .base import RetouchModel, low_res_copy
+from .lite import FORMAT as LITE_FORMAT
+from .lite import LiteRetouchModel
 from .rule_based import RuleBasedModel
 
 BUILTIN_MODELS = {"rule-based": RuleBasedModel}
+FILE_FORMATS = {LITE_FORMAT: LiteRetouchModel.load}
+
+
+def model_format(path: Path) -> str | None:
+    """The ``format`` metadata of a safetensors file (None when absent)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format")
+    except Exception as err:  # safetensors raises several types for corrupt headers
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
 
 
 def load_retouch_model(name_or_path: str | Path) -> RetouchModel:
-    """A built-in model by name (``"rule-based"``) or a model file.
+    """A built-in model by name (``"rule-based"``) or a model file (safetensors only).
 
     Raises:
         FileNotFoundError: neither a built-in name nor an existing file; the message lists the
             built-in names.
+        ValueError: the file is not a model this package knows.
     """
     if str(name_or_path) in BUILTIN_MODELS:
         return BUILTIN_MODELS[str(name_or_path)]()
     path = Path(name_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"no retouch model {str(name_or_path)!r}: not a file and not one of {sorted(BUILTIN_MODELS)}")
-    raise ValueError(f"{path}: no model format recognised (learned models come with their loaders)")
+    fmt = model_format(path)
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"{path}: unknown model format {fmt!r} (known: {sorted(FILE_FORMATS)})")
+    return FILE_FORMATS[fmt](path)
 
 
-__all__ = ["RetouchModel", "RuleBasedModel", "load_retouch_model", "low_res_copy", "BUILTIN_MODELS"]
+__all__ = ["RetouchModel", "RuleBasedModel", "LiteRetouchModel", "load_retouch_model", "low_res_copy", "BUILTIN_MODELS"]

@@ -1,0 +1,115 @@
+"""train-lite: losses against closed forms, learning on a fixed batch, exact resume, export."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from retouch_core.models import LiteRetouchModel, load_retouch_model
+from retouch_core.matcher import parse_instruction
+from retouch_training.checkpointing import load_checkpoint, save_checkpoint
+from retouch_training.data import TripletDataset
+from retouch_training.train_lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, laplacian_smoothness, losses, train
+
+CONFIG = TrainLiteConfig(crop_size=64, loss_size=32, batch_size=4, epochs=1, warmup_steps=1, checkpoint_every=2,
+                         eval_records=4, lr=2e-3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """16 triplets from astronaut crops: darkened input, original target, 'brighter' or auto."""
+    root = tmp_path_factory.mktemp("triplets")
+    photo = data.astronaut()
+    records = []
+    for i in range(16):
+        y, x = (i // 4) * 96, (i % 4) * 96
+        crop = photo[y : y + 96, x : x + 96]
+        Image.fromarray((crop * 0.6).astype("uint8")).save(root / f"in{i}.png")
+        Image.fromarray(crop).save(root / f"tg{i}.png")
+        records.append({"id": f"r{i}", "input": f"in{i}.png", "target": f"tg{i}.png", "subset": "style" if i % 2 else "auto",
+                        "instruction": "brighter" if i % 2 else "", "split": "heldout" if i >= 12 else "train"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+def test_laplacian_and_gamut_closed_forms():
+    grid = torch.ones(1, 12, 3, 3, 3)
+    assert laplacian_smoothness(grid) == 0
+    spike = torch.zeros(1, 1, 3, 3, 3)
+    spike[0, 0, 1, 1, 1] = 1.0
+    # centre: (-6)^2, six face neighbours: 1^2 each, over 27 cells
+    assert laplacian_smoothness(spike.expand(1, 12, 3, 3, 3)).item() == pytest.approx((36 + 6) / 27)
+    assert gamut_penalty(torch.tensor([[[[1.5, -0.5, 0.5, 1.0]]]]).expand(1, 3, 1, 4)).item() == pytest.approx(0.25)
+
+
+def test_losses_fall_on_a_fixed_batch(dataset):
+    torch.manual_seed(0)
+    model = LiteRetouchModel()
+    batch = _batch(TripletDataset(dataset, "train", size=64), [0, 1, 2, 3])
+    plans = PlanCache()(batch["instruction"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = None
+    for _ in range(25):
+        terms = losses(model, batch, plans, CONFIG)
+        first = first if first is not None else terms["total"].item()
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+    assert terms["total"].item() < 0.6 * first
+    assert set(terms) >= {"l1", "ssim", "smooth", "gamut", "total"}
+
+
+def test_resume_reproduces_the_next_step(dataset, tmp_path):
+    def step(model, optimizer):
+        batch = _batch(TripletDataset(dataset, "train", size=64), [4, 5, 6, 7])
+        terms = losses(model, batch, PlanCache()(batch["instruction"]), CONFIG)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        return terms["total"].item()
+
+    torch.manual_seed(0)
+    model = LiteRetouchModel()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    step(model, optimizer)
+    save_checkpoint(tmp_path, model, optimizer, {"step": 1})
+    expected = step(model, optimizer)
+    fresh = LiteRetouchModel()
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    assert load_checkpoint(tmp_path, fresh, fresh_optimizer) == {"step": 1}
+    assert step(fresh, fresh_optimizer) == pytest.approx(expected, abs=1e-6)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path):
+    torch.manual_seed(0)
+    full = train(dataset, tmp_path / "full", CONFIG, progress=False)
+    torch.manual_seed(0)
+    train(dataset, tmp_path / "cut", CONFIG, max_minutes=1e-9, progress=False)  # stops after one step
+    resumed = train(dataset, tmp_path / "cut", CONFIG, progress=False)
+    assert resumed["step"] == full["step"] == 3
+    a = export(tmp_path / "full", tmp_path / "a.safetensors")
+    b = export(tmp_path / "cut", tmp_path / "b.safetensors")
+    wa, wb = load_retouch_model(a), load_retouch_model(b)
+    for (name, x), (_, y) in zip(wa.state_dict().items(), wb.state_dict().items()):
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=0, msg=name)
+
+
+def test_export_loads_as_retouch_model(dataset, tmp_path):
+    torch.manual_seed(0)
+    train(dataset, tmp_path / "run", CONFIG, progress=False)
+    path = export(tmp_path / "run", tmp_path / "lite.safetensors", {"note": "test"})
+    model = load_retouch_model(path)
+    assert isinstance(model, LiteRetouchModel) and model.metadata["note"] == "test"
+    image = torch.rand(1, 3, 48, 64)
+    grid, plan = model.predict(image, "brighter")
+    assert grid.grid.shape == (1, 12, 8, 16, 16) and grid.guide is not None and plan.mode == "style"
+    exact, _ = model.predict(image, "exposure +1")  # param mode: exact render, no network
+    assert exact.guide is None and exact.apply(image).mean() > image.mean()
+
+
+def test_untrained_model_is_identity():
+    image = torch.rand(1, 3, 40, 40)
+    out = LiteRetouchModel()(image, "warmer")
+    torch.testing.assert_close(out, image, atol=1e-5, rtol=0)
