@@ -171,6 +171,29 @@ class RegionalBlend(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+class FitGridFromExample(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchFitGrid",
+            display_name="Fit Grid From Example",
+            category=CATEGORY,
+            description="Turn any edit (a diffusion model or photo app run at low resolution) into a bilateral grid: "
+            "the colour and tone of the example, applied to the full-resolution photo with no content drift.",
+            inputs=[
+                io.Image.Input("image", tooltip="the photo to retouch, any resolution"),
+                io.Image.Input("edited", tooltip="an edit of the same framing, any size"),
+                io.Image.Input("before", optional=True, tooltip="what the editor was given (default: image resized)"),
+            ],
+            outputs=[BilateralGrid.Output(display_name="grid"), io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image, edited, before=None):
+        grid = logic.fit_from_example(image, edited, before, _progress(image.shape[0]))
+        return io.NodeOutput(grid, logic.apply_grid(image, grid, _device()))
+
+
 class SaveGrid(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -327,7 +350,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [LoadModel, PredictGrid, ParamRetouch, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):

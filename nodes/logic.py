@@ -176,3 +176,35 @@ def param_grids(
         grids.append(grid_from_params(rgb, params))
         progress(index + 1, image.shape[0])
     return stack_grids(grids)
+
+
+def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Tensor | None = None, progress: Progress = _no_progress) -> RetouchGrid:
+    """Grids that reproduce ``edited`` (any editor's output, usually at low resolution).
+
+    Args:
+        image: IMAGE (B, H, W, C), the photo to edit at full resolution.
+        edited: IMAGE (B or 1, h, w, C), an edit of ``image`` (same framing, any size).
+        before: optional IMAGE the editor was given; default: ``image`` resized to ``edited``.
+    """
+    import torch.nn.functional as F
+
+    from ..retouch_core.fit import fit_grid
+
+    check_comfy_image(image)
+    check_comfy_image(edited, "edited")
+    batch = image.shape[0]
+    if edited.shape[0] not in (1, batch):
+        raise ValueError(f"edited has {edited.shape[0]} images but the image batch has {batch}")
+    grids = []
+    for index in range(batch):
+        after = comfy_to_bchw(edited[index % edited.shape[0]][None])[:, :3].expand(-1, 3, -1, -1).float()
+        if before is not None:
+            source = comfy_to_bchw(before[index % before.shape[0]][None])[:, :3].expand(-1, 3, -1, -1).float()
+        else:
+            source = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1).float()
+        if source.shape[-2:] != after.shape[-2:]:
+            source = F.interpolate(source, size=after.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        grid = fit_grid(source, after)
+        grids.append(RetouchGrid(grid, None, tuple(image.shape[1:3]), "fitted from an example edit"))
+        progress(index + 1, batch)
+    return stack_grids(grids)

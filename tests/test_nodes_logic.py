@@ -203,3 +203,20 @@ def test_param_grids_follow_sliders_and_json(pack):
     assert darker.mean() < img.mean() - 0.05
     with pytest.raises(ValueError, match="exposure"):
         logic.param_grids(img, {"exposure": 9.0})
+
+
+def test_fit_from_low_res_example_reproduces_edit_at_full_res(pack):
+    import torch.nn.functional as F
+    from skimage import data
+
+    logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
+    photo = torch.from_numpy(data.coffee()).float()[None] / 255  # (1, 400, 600, 3)
+
+    def edit(x):  # a colour edit some external tool made: warm gain + gamma
+        return (x * torch.tensor([1.1, 1.0, 0.85])).clamp(0, 1) ** 0.8
+
+    small = F.interpolate(photo.movedim(-1, 1), size=(100, 150), mode="area").movedim(1, -1)
+    grid = logic.fit_from_example(photo, edit(small))
+    out = logic.apply_grid(photo, grid)
+    psnr = -10 * torch.log10((out - edit(photo)).square().mean())
+    assert psnr > 35, psnr
