@@ -1,0 +1,454 @@
+"""Image files in and out, at the file's own bit depth and with its colour metadata.
+
+:func:`read_image` gives a (1, C, H, W) float32 tensor in [0, 1] and an :class:`ImageInfo`;
+:func:`write_image` writes such a tensor back. C is 1 (grey), 2 (grey + alpha), 3 (RGB) or
+4 (RGBA): the channel layout of the file is kept, never forced to RGB.
+
+Formats and their decoders:
+
+====== =========== ===================================================================
+PNG    8, 16 bit   Pillow for <= 8 bit; pypng for 16 bit (Pillow's RGB modes are 8-bit
+                   only and silently drop the low byte)
+TIFF   8, 16 bit   tifffile (first page; grey, RGB, optional alpha)
+JPEG   8 bit       Pillow
+WebP   8 bit       Pillow
+BMP    8 bit       Pillow
+====== =========== ===================================================================
+
+Metadata: the ICC profile is kept in every format that can hold one (the pixels stay in the
+input's colour space, so its profile still describes them); EXIF is kept for JPEG, PNG and
+WebP. The EXIF/TIFF orientation is applied on read, exactly as Pillow's
+``ImageOps.exif_transpose``, so edits and masks see the photo upright, and written as 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import png
+import tifffile
+import torch
+from PIL import Image, UnidentifiedImageError
+
+ORIENTATION_TAG = 0x0112  # EXIF and TIFF share the tag number
+ICC_PROFILE_TAG = 34675  # TIFF InterColorProfile
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+EXIF_HEADER = b"Exif\x00\x00"
+
+#: Output format -> file name suffixes.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "PNG": (".png",),
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "TIFF": (".tif", ".tiff"),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+}
+#: Format -> bit depths (per channel) it can store, the first being the fallback.
+BIT_DEPTHS: dict[str, tuple[int, ...]] = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WEBP": (8,), "BMP": (8,)}
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> Pillow-style mode name
+DEFAULT_QUALITY = 95
+
+# Cameras and phones write JPEGs with extra frames (multi-picture format); the first frame is
+# the photo.
+_PILLOW_FORMATS = {"MPO": "JPEG"}
+# Pillow mode -> the mode we decode it to; other modes are refused. Palette and 1-bit images
+# become plain 8-bit images; CMYK is refused because converting it needs its ICC profile.
+_PILLOW_MODES = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "P": "RGB", "PA": "RGBA", "RGB": "RGB",
+                 "RGBA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB", "YCbCr": "RGB"}
+
+
+_DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, png.Error,
+                   Image.DecompressionBombError)
+
+
+class ImageFormatError(ValueError):
+    """The file is not an image this module can read or write."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file held besides its pixels; :func:`write_image` uses it to write alike.
+
+    Attributes:
+        format: "PNG", "JPEG", "TIFF", "WEBP" or "BMP".
+        bit_depth: bits per channel of the file, 8 or 16.
+        mode: "L", "LA", "RGB" or "RGBA" (the tensor has 1, 2, 3 or 4 channels).
+        icc_profile: the embedded ICC profile, or None.
+        exif: raw EXIF block (``b"Exif\\0\\0"`` + TIFF structure) as read, or None.
+        orientation: the EXIF/TIFF orientation found (1-8); already applied to the pixels.
+    """
+
+    format: str
+    bit_depth: int
+    mode: str
+    icc_profile: bytes | None = field(default=None, repr=False)
+    exif: bytes | None = field(default=None, repr=False)
+    orientation: int = 1
+
+
+# ----------------------------------------------------------------------------------- reading
+def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+    """Read an image file upright, at its own bit depth.
+
+    Args:
+        path: a PNG, JPEG, TIFF, WebP or BMP file; the format is detected from the content.
+
+    Returns:
+        (1, C, H, W) float32 tensor in [0, 1], C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGBA),
+        with the orientation applied; and the file's :class:`ImageInfo`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ImageFormatError: not an image, a damaged one, or a format/layout not supported.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ImageFormatError(f"{path} is a folder, not an image")
+    with open(path, "rb") as f:
+        header = f.read(32)
+    try:
+        if header.startswith(TIFF_SIGNATURES):
+            array, info = _read_tiff(path, header)
+        else:
+            array, info = _read_with_pillow(path, header)
+    except ImageFormatError:
+        raise
+    except _DECODER_ERRORS as err:
+        # Decoders report damaged files with many exception types; the user needs one message.
+        raise ImageFormatError(f"{path}: damaged or unreadable image ({err})") from err
+    array = apply_orientation(array, info.orientation)
+    return _to_tensor(array), info
+
+
+def _read_with_pillow(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]:
+    """PNG, JPEG, WebP, BMP -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
+    try:
+        image = Image.open(path)
+    except UnidentifiedImageError as err:
+        raise ImageFormatError(f"{path}: not an image file in a supported format ({', '.join(SUFFIXES)})") from err
+    with image:
+        fmt = _PILLOW_FORMATS.get(image.format, image.format)
+        if fmt not in BIT_DEPTHS:
+            raise ImageFormatError(f"{path}: {image.format} images are not supported ({', '.join(SUFFIXES)} are)")
+        if fmt == "PNG" and _png_bit_depth(header) == 16:
+            array = _read_png16(path)
+            mode = MODES[array.shape[-1]]
+        else:
+            array, mode = _pillow_pixels(image, path)
+        # Only after decoding: an eXIf chunk may follow the PNG data (getexif loads it), and
+        # Pillow's TIFF decoder turns the pixels upright itself and drops the tag.
+        exif = image.getexif()
+        info = ImageInfo(
+            format=fmt,
+            bit_depth=16 if array.dtype == np.uint16 else 8,
+            mode=mode,
+            icc_profile=image.info.get("icc_profile") or None,
+            exif=image.info.get("exif") or None,
+            orientation=_valid_orientation(exif.get(ORIENTATION_TAG, 1)),
+        )
+    return array, info
+
+
+def _png_bit_depth(header: bytes) -> int:
+    # IHDR is always the first chunk; its bit-depth byte sits at offset 24 of the file.
+    if header.startswith(PNG_SIGNATURE) and header[12:16] == b"IHDR" and len(header) > 24:
+        return header[24]
+    return 8
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """16-bit PNG -> (H, W, C) uint16 via pypng (palette, tRNS and sBIT resolved by asDirect)."""
+    width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+    array = np.vstack([np.asarray(row, dtype=np.uint32) for row in rows]).reshape(height, width, meta["planes"])
+    depth = meta["bitdepth"]
+    if depth != 16:  # asDirect scales down to the significant bits (sBIT): stretch back to 16
+        array = (array * 65535 + (2**depth - 1) // 2) // (2**depth - 1)
+    return array.astype(np.uint16)
+
+
+def _pillow_pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, str]:
+    """An 8-bit Pillow image -> (H, W, C) uint8 array and its mode ("L", "LA", "RGB", "RGBA")."""
+    mode = _PILLOW_MODES.get(image.mode)
+    if mode is None:
+        raise ImageFormatError(
+            f"{path}: {image.mode} images are not supported (grey, RGB and RGBA at 8 or 16 bit are;"
+            " convert CMYK and 32-bit images first)"
+        )
+    if "transparency" in image.info and mode in ("L", "RGB"):  # colour-key transparency -> alpha
+        mode += "A"
+    array = np.array(image.convert(mode))  # a writable copy: torch.from_numpy needs one
+    return (array[..., None] if array.ndim == 2 else array), mode
+
+
+def _read_tiff(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]:
+    """First page of a TIFF -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
+    with _quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
+        if not len(tif.pages):
+            raise ImageFormatError(f"{path}: damaged TIFF (no readable image in it)")
+        page = tif.pages[0]
+        try:
+            array = page.asarray()
+        except ValueError as err:
+            # Without the optional imagecodecs package tifffile cannot decode LZW or JPEG
+            # compression, common in TIFFs from photo editors. Pillow can, but at 8 bit only.
+            if page.bitspersample <= 8:
+                return _read_with_pillow(path, header)
+            hint = "; pip install imagecodecs to read it" if "imagecodecs" in str(err) else ""
+            raise ImageFormatError(f"{path}: cannot decode this {page.bitspersample}-bit TIFF ({err}){hint}") from err
+        axes, photometric = page.axes, page.photometric
+        tags = page.tags
+        icc = tags[ICC_PROFILE_TAG].value if ICC_PROFILE_TAG in tags else None
+        orientation = tags[ORIENTATION_TAG].value if ORIENTATION_TAG in tags else 1
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ImageFormatError(f"{path}: {array.dtype} TIFF samples are not supported (8- or 16-bit integers are)")
+    if axes == "YX":
+        array = array[..., None]
+    elif axes == "SYX":  # planar configuration: one plane per channel
+        array = np.moveaxis(array, 0, -1)
+    elif axes != "YXS":
+        raise ImageFormatError(f"{path}: TIFF layout {axes!r} is not supported (one 2-D image per page is)")
+    photometric = int(photometric)
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        array = np.iinfo(array.dtype).max - array
+    elif photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+        raise ImageFormatError(
+            f"{path}: TIFF colour model {tifffile.PHOTOMETRIC(photometric).name} is not supported (grey and RGB are)"
+        )
+    expected = (1, 2) if photometric != tifffile.PHOTOMETRIC.RGB else (3, 4)
+    if array.shape[-1] not in expected:
+        raise ImageFormatError(f"{path}: TIFF with {array.shape[-1]} samples per pixel is not supported")
+    info = ImageInfo(
+        format="TIFF",
+        bit_depth=16 if array.dtype == np.uint16 else 8,
+        mode=MODES[array.shape[-1]],
+        icc_profile=bytes(icc) if icc else None,
+        orientation=_valid_orientation(orientation),
+    )
+    return array, info
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Silence a library's warnings for the duration: damaged files are reported by our error."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _valid_orientation(value) -> int:
+    # Broken tags (0, 9, strings) are common in the wild; like exif_transpose, ignore them.
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an (H, W, C) array upright as Pillow's ``ImageOps.exif_transpose`` does.
+
+    Orientation 2 mirrors, 3 rotates 180 degrees, 4 flips, 5 transposes, 6 rotates 90 degrees
+    clockwise, 7 transverses, 8 rotates 90 degrees counter-clockwise; 1 returns the array.
+    """
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](array))
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1]."""
+    scale = float(np.iinfo(array.dtype).max)
+    # uint16 has no torch counterpart on every version: widen to int32 first.
+    tensor = torch.from_numpy(array.astype(np.int32) if array.dtype == np.uint16 else array)
+    return (tensor.permute(2, 0, 1)[None].float() / scale).contiguous()
+
+
+# ----------------------------------------------------------------------------------- writing
+def format_for_path(path: str | Path) -> str:
+    """Output format named by a file's suffix ("PNG", "JPEG", ...); ImageFormatError if none."""
+    suffix = Path(path).suffix.lower()
+    for name, suffixes in SUFFIXES.items():
+        if suffix in suffixes:
+            return name
+    known = ", ".join(s for suffixes in SUFFIXES.values() for s in suffixes)
+    raise ImageFormatError(
+        f"cannot write {Path(path).name}: unknown image type {suffix or '(no suffix)'!r}; use {known}"
+    )
+
+
+def check_writable(path: str | Path, mode: str) -> str:
+    """The format of ``path``; ImageFormatError when it cannot hold a ``mode`` image.
+
+    Lets callers fail before slow work rather than after it.
+    """
+    fmt = format_for_path(path)
+    if fmt == "JPEG" and mode in ("LA", "RGBA"):
+        raise ImageFormatError("JPEG has no alpha channel: write this image as .png, .tif or .webp")
+    return fmt
+
+
+def write_image(
+    path: str | Path,
+    tensor: torch.Tensor,
+    info: ImageInfo | None = None,
+    bit_depth: int | None = None,
+    *,
+    quality: int = DEFAULT_QUALITY,
+) -> None:
+    """Write a (1, C, H, W) tensor in [0, 1] as the format named by ``path``'s suffix.
+
+    Args:
+        path: output file; its folder must exist. Written via a temporary file in the same
+            folder, so an interrupted write never leaves a half file under this name.
+        tensor: (1, C, H, W) or (C, H, W) float, C = 1, 2, 3 or 4 (grey, grey + alpha, RGB,
+            RGBA); values are clamped to [0, 1].
+        info: the source's :class:`ImageInfo`: its bit depth is kept where the format allows
+            (else 8 bit), its ICC profile and EXIF are carried over (orientation set to 1).
+        bit_depth: 8 or 16 to override; ImageFormatError when the format cannot hold it.
+        quality: JPEG/WebP quality, 1-100.
+
+    Raises:
+        FileNotFoundError: the output folder does not exist.
+        ImageFormatError: unknown suffix, or a layout the format cannot hold (alpha in JPEG).
+    """
+    path = Path(path)
+    tensor = _check_tensor(tensor)
+    fmt = check_writable(path, MODES[tensor.shape[0]])
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder {path.parent} does not exist")
+    depth = _output_bit_depth(fmt, info, bit_depth)
+    array = _quantise(tensor, depth)
+    icc = info.icc_profile if info is not None else None
+    exif = _upright_exif(info.exif) if info is not None and info.exif else None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        if fmt == "TIFF":
+            _write_tiff(temporary, array, icc)
+        elif fmt == "PNG" and depth == 16:
+            _write_png16(temporary, array, icc, exif)
+        else:
+            _write_with_pillow(temporary, fmt, array, icc, exif, quality)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _output_bit_depth(fmt: str, info: ImageInfo | None, bit_depth: int | None) -> int:
+    allowed = BIT_DEPTHS[fmt]
+    if bit_depth is not None:
+        if bit_depth not in allowed:
+            raise ImageFormatError(f"{fmt} files hold {' or '.join(map(str, allowed))}-bit images, not {bit_depth}-bit")
+        return bit_depth
+    wanted = info.bit_depth if info is not None else 8
+    return wanted if wanted in allowed else allowed[0]
+
+
+def _check_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) or (C, H, W) float -> (C, H, W); clear errors otherwise."""
+    if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+        raise TypeError(f"write_image takes a float tensor in [0, 1], got {getattr(tensor, 'dtype', type(tensor))}")
+    if tensor.dim() == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.shape[0] not in MODES or tensor.numel() == 0:
+        raise ValueError(f"write_image takes one (1, C, H, W) image with C in 1-4, got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError("image contains NaN or Inf values")
+    return tensor
+
+
+def _quantise(tensor: torch.Tensor, bit_depth: int) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, C) uint8 or uint16, rounded to nearest."""
+    scale = 2**bit_depth - 1
+    levels = (tensor.detach().cpu().float().clamp(0, 1) * scale).round().to(torch.int32)
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return np.ascontiguousarray(levels.permute(1, 2, 0).numpy().astype(dtype))
+
+
+def _upright_exif(exif: bytes) -> Image.Exif:
+    """The EXIF block with orientation 1: the pixels were turned upright on read."""
+    upright = Image.Exif()
+    upright.load(exif)
+    upright[ORIENTATION_TAG] = 1
+    return upright
+
+
+def _write_with_pillow(path: Path, fmt: str, array: np.ndarray, icc, exif, quality: int) -> None:
+    """8-bit PNG, JPEG, WebP, BMP via Pillow."""
+    channels = array.shape[-1]
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    image = Image.fromarray(array[..., 0] if channels == 1 else array)
+    if fmt == "BMP" and channels == 2:  # BMP has no grey + alpha layout
+        image = image.convert("RGBA")
+    options: dict = {}
+    if fmt != "BMP":  # Pillow's BMP writer stores neither ICC nor EXIF
+        options = {"icc_profile": icc, "exif": exif}
+        options = {key: value for key, value in options.items() if value is not None}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "JPEG":
+        options["subsampling"] = 0  # 4:4:4: this tool edits colour; 4:2:0 halves colour resolution
+    image.save(path, format=fmt, **options)
+
+
+def _write_png16(path: Path, array: np.ndarray, icc, exif) -> None:
+    """16-bit PNG via pypng, with iCCP and eXIf chunks added after IHDR (pypng writes neither)."""
+    height, width, channels = array.shape
+    writer = png.Writer(width, height, greyscale=channels in (1, 2), alpha=channels in (2, 4), bitdepth=16)
+    buffer = io.BytesIO()
+    writer.write(buffer, array.reshape(height, width * channels))
+    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+    extra = []
+    if icc:
+        # iCCP: profile name, NUL, compression method 0 (zlib), compressed profile.
+        extra.append((b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
+    if exif is not None:
+        data = exif.tobytes()
+        extra.append((b"eXIf", data[len(EXIF_HEADER):] if data.startswith(EXIF_HEADER) else data))
+    with open(path, "wb") as f:
+        png.write_chunks(f, chunks[:1] + extra + chunks[1:])
+
+
+def _write_tiff(path: Path, array: np.ndarray, icc) -> None:
+    """8/16-bit TIFF via tifffile, deflate-compressed; EXIF is not carried into TIFF."""
+    channels = array.shape[-1]
+    tifffile.imwrite(
+        path,
+        array[..., 0] if channels == 1 else array,
+        photometric="rgb" if channels >= 3 else "minisblack",
+        extrasamples=("unassalpha",) if channels in (2, 4) else None,
+        compression="zlib",
+        predictor=True,  # horizontal differencing: photos compress far better
+        metadata=None,  # no tifffile JSON description in the file
+        extratags=_tiff_tags(icc),
+    )
+
+
+def _tiff_tags(icc: bytes | None) -> list[tuple]:
+    """Orientation 1 and the ICC profile as raw tags (older tifffile has no iccprofile argument)."""
+    tags = [(ORIENTATION_TAG, "H", 1, 1, True)]
+    if icc:
+        tags.append((ICC_PROFILE_TAG, 7, len(icc), icc, True))  # 7: UNDEFINED, as the TIFF spec types it
+    return tags
