@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ("evaluate", "train_lite")
+SUBCOMMAND_MODULES = ("make_dataset", "preview", "train_lite", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
