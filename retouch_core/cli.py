@@ -33,11 +33,11 @@ from .blend import regional_blend
 from .grid_io import RetouchGrid
 from .imageio import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
 from .matcher import Plan
-from .models import RetouchModel, load_retouch_model
+from .models import BUILTIN_MODELS, RetouchModel, load_retouch_model
 from .models.rule_based import grid_from_params
 from .params import RetouchParams
 
-DEFAULT_MODEL = "rule-based"  # becomes the embedded learned model once one ships
+DEFAULT_MODEL = next(iter(BUILTIN_MODELS))  # the embedded learned model when the package ships one
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L")
 IMAGE_SUFFIXES = frozenset(s for suffixes in SUFFIXES.values() for s in suffixes)
 # Exceptions that mean "bad input", reported as one line; anything else is a bug and keeps
