@@ -480,3 +480,17 @@ def test_fivek_identity_psnr():
     mse = np.mean((_u8(t.input) - _u8(t.target)) ** 2)
     assert row["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-5)
     assert row["ssim"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_grid_fit_oracle_reaches_a_global_edit(tmp_path):
+    """The oracle baseline recovers a global colour edit of the target almost exactly."""
+    from PIL import Image
+    from skimage import data
+
+    from retouch_training.evaluate import GridFitOracle, Triplet, evaluate
+
+    photo = data.astronaut()[::4, ::4]
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    Image.fromarray((255 * (photo / 255.0) ** 0.7).astype("uint8")).save(tmp_path / "tg.png")
+    result = evaluate(GridFitOracle(), [Triplet("a", tmp_path / "in.png", tmp_path / "tg.png")], name="oracle", progress=False)
+    assert result.rows[0]["psnr"] > 38

@@ -322,14 +322,37 @@ def command_retoucher(template: str, timeout: float | None = None) -> Retoucher:
     return run
 
 
+class GridFitOracle:
+    """Upper bound for any grid model: the grid fitted from each input to its own target.
+
+    It sees the target, so it is not a retoucher; :func:`evaluate` feeds it both images and does
+    not time it. The fit runs on a copy of at most ``low_res`` px, like the models' prediction.
+    """
+
+    def __init__(self, low_res: int = 256):
+        self.low_res = low_res
+
+    def __call__(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from retouch_core.fit import fit_grid
+        from retouch_core.models import low_res_copy
+        from retouch_core.slicing import slice_and_apply
+
+        target = F.interpolate(target, size=image.shape[-2:], mode="area") if target.shape != image.shape else target
+        grid = fit_grid(low_res_copy(image, self.low_res), low_res_copy(target, self.low_res))
+        return slice_and_apply(image, grid).clamp(0, 1)
+
+
 def model_retoucher(name_or_path: str) -> Retoucher:
-    """``identity`` or a model from ``retouch_core.models.load_retouch_model(name_or_path)``.
+    """``identity``, ``oracle`` (:class:`GridFitOracle`) or a model from
+    ``retouch_core.models.load_retouch_model(name_or_path)``.
 
     The loaded object must be callable as ``(image (1, 3, H, W), instruction) -> (1, 3, H, W)``;
     it runs under ``torch.inference_mode``.
     """
     if name_or_path == "identity":
         return identity
+    if name_or_path == "oracle":
+        return GridFitOracle()
     try:
         from retouch_core.models import load_retouch_model
     except ImportError as err:
@@ -600,6 +623,8 @@ def evaluate(
     if isinstance(retoucher, PrecomputedOutputs):
         retoucher.check(triplets)
         produce = lambda t, image: load_image(retoucher.path_for(t))  # noqa: E731
+    elif isinstance(retoucher, GridFitOracle):
+        produce = lambda t, image: retoucher(image, load_image(t.target))  # noqa: E731
     else:
         # A copy: a retoucher that edits its argument in place must not change the reference input.
         produce = lambda t, image: retoucher(image.clone(), t.instruction)  # noqa: E731
@@ -613,7 +638,7 @@ def evaluate(
         if len(result.previews) < preview_count:
             result.previews.append((triplet, _thumbnail(output)))
 
-    if timing_sizes and not isinstance(retoucher, PrecomputedOutputs):
+    if timing_sizes and not isinstance(retoucher, (PrecomputedOutputs, GridFitOracle)):
         first = triplets[0]
         image = load_image(first.input)
         result.timing_ms = time_retoucher(retoucher, image, first.instruction, timing_sizes, timing_repeats)
