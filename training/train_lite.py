@@ -173,7 +173,10 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
         raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
     model = LiteRetouchModel(LiteConfig(width=config.width))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = load_checkpoint(run, model, optimizer) or {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "config": asdict(config)}
+    state = load_checkpoint(run, model, optimizer) or {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
+    # Every (re)start is recorded: a resumed run may continue with other settings (e.g. fewer epochs).
+    state["config"] = asdict(config)
+    state.setdefault("invocations", []).append({"from_step": state["step"], "config": asdict(config), "max_minutes": max_minutes})
     lpips_model, lpips_note = _lpips_or_none()
     plans = PlanCache()
     steps_per_epoch = len(train_set) // config.batch_size
