@@ -11,7 +11,7 @@ from retouch_core.models import LiteRetouchModel, load_retouch_model
 from retouch_core.matcher import parse_instruction
 from retouch_training.checkpointing import load_checkpoint, save_checkpoint
 from retouch_training.data import TripletDataset
-from retouch_training.train_lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, laplacian_smoothness, losses, train
+from retouch_training.train_lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, losses, train
 
 CONFIG = TrainLiteConfig(crop_size=64, loss_size=32, batch_size=4, epochs=1, warmup_steps=1, checkpoint_every=2,
                          eval_records=4, lr=2e-3)
@@ -34,13 +34,7 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_laplacian_and_gamut_closed_forms():
-    grid = torch.ones(1, 12, 3, 3, 3)
-    assert laplacian_smoothness(grid) == 0
-    spike = torch.zeros(1, 1, 3, 3, 3)
-    spike[0, 0, 1, 1, 1] = 1.0
-    # centre: (-6)^2, six face neighbours: 1^2 each, over 27 cells
-    assert laplacian_smoothness(spike.expand(1, 12, 3, 3, 3)).item() == pytest.approx((36 + 6) / 27)
+def test_gamut_closed_form():
     assert gamut_penalty(torch.tensor([[[[1.5, -0.5, 0.5, 1.0]]]]).expand(1, 3, 1, 4)).item() == pytest.approx(0.25)
 
 

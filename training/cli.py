@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ("make_dataset", "preview", "train_lite", "evaluate")
+SUBCOMMAND_MODULES = ("make_dataset", "preview", "train_lite", "train_teacher", "distill", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,7 @@ from retouch_core.slicing import slice_and_apply
 
 from .checkpointing import load_checkpoint, save_checkpoint
 from .data import TripletDataset
+from .losses import grid_laplacian_smoothness
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,6 @@ class TrainLiteConfig:
         return TrainLiteConfig(**data)
 
 
-def laplacian_smoothness(grid: torch.Tensor) -> torch.Tensor:
-    """Mean squared 3D Laplacian of a (B, 12, D, H, W) grid (edge-replicated), a scalar."""
-    b, c, d, h, w = grid.shape
-    padded = F.pad(grid.reshape(b * c, 1, d, h, w), (1, 1, 1, 1, 1, 1), mode="replicate")
-    kernel = torch.zeros(1, 1, 3, 3, 3, dtype=grid.dtype, device=grid.device)
-    kernel[0, 0, 1, 1, 1] = -6
-    for z, y, x in ((0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)):
-        kernel[0, 0, z, y, x] = 1
-    return F.conv3d(padded, kernel).square().mean()
-
-
 def gamut_penalty(image: torch.Tensor) -> torch.Tensor:
     """Mean amount by which (B, 3, H, W) values leave [0, 1], a scalar."""
     return (F.relu(image - 1) + F.relu(-image)).mean()
@@ -126,7 +116,7 @@ def losses(model: LiteRetouchModel, batch: dict, plans, config: TrainLiteConfig,
     terms = {
         "l1": (out - small_target).abs().mean(),
         "ssim": 1 - kornia.metrics.ssim(out, small_target, 11).mean(),
-        "smooth": laplacian_smoothness(grids),
+        "smooth": grid_laplacian_smoothness(grids),
         "gamut": gamut_penalty(raw),
     }
     if lpips_model is not None:

@@ -15,8 +15,28 @@ from .lite import FORMAT as LITE_FORMAT
 from .lite import LiteRetouchModel
 from .rule_based import RuleBasedModel
 
-BUILTIN_MODELS = {"rule-based": RuleBasedModel}
-FILE_FORMATS = {LITE_FORMAT: LiteRetouchModel.load}
+DEFAULT_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "lite_default.safetensors"
+
+
+def _embedded_default() -> RetouchModel:
+    """The lite model trained by this project and shipped inside the package (see its model card)."""
+    return LiteRetouchModel.load(DEFAULT_MODEL_FILE)
+
+
+# Offered in this order by the ComfyUI loader; the first is the default everywhere.
+BUILTIN_MODELS = ({"default": _embedded_default} if DEFAULT_MODEL_FILE.is_file() else {}) | {"rule-based": RuleBasedModel}
+STUDENT_FORMAT = "instantretouch-student"  # = bilateral_student.STUDENT_FORMAT
+
+
+def _load_bilateral_student(path: Path) -> RetouchModel:
+    # Deferred: the distilled student needs diffusers/transformers, which ComfyUI start-up and
+    # the other models must not pay for.
+    from .bilateral_student import BilateralStudent
+
+    return BilateralStudent.from_file(path)
+
+
+FILE_FORMATS = {LITE_FORMAT: LiteRetouchModel.load, STUDENT_FORMAT: _load_bilateral_student}
 
 
 def model_format(path: Path) -> str | None:

@@ -1,0 +1,87 @@
+"""Instruction encoder: a CLIP tokenizer + ``CLIPTextModel`` behind one small module.
+
+InstructPix2Pix (like Stable Diffusion 1.x) conditions the UNet on the text encoder's
+``last_hidden_state`` of the prompt padded to the encoder's context length; the "null"
+instruction of classifier-free guidance is the encoding of the empty string.
+
+Nothing here downloads: tokenizers are built from in-memory vocabularies (:func:`tiny_clip_tokenizer`)
+or read from local folders / strings (:func:`tokenizer_from_files`).
+"""
+
+from __future__ import annotations
+
+import string
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+class TextConditioner(nn.Module):
+    """Prompts -> (B, L, D) hidden states for cross-attention.
+
+    Args:
+        tokenizer: a ``transformers`` CLIP tokenizer (anything with the ``__call__`` interface).
+        text_encoder: ``transformers.CLIPTextModel``.
+        max_length: context length L; default: the encoder's ``max_position_embeddings``.
+    """
+
+    def __init__(self, tokenizer, text_encoder, max_length: int | None = None):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        limit = int(text_encoder.config.max_position_embeddings)
+        self.max_length = min(limit, int(max_length or limit))
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.text_encoder.config.hidden_size)
+
+    def tokenize(self, prompts: Sequence[str]) -> torch.Tensor:
+        """K prompts -> (K, L) int64 token ids, padded / truncated to ``max_length``."""
+        ids = self.tokenizer(
+            list(prompts), padding="max_length", max_length=self.max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+        return ids.to(next(self.text_encoder.parameters()).device)
+
+    def forward(self, prompts: Sequence[str]) -> torch.Tensor:
+        """K prompts -> (K, L, D) ``last_hidden_state``."""
+        return self.text_encoder(self.tokenize(prompts)).last_hidden_state
+
+
+def tiny_clip_tokenizer(alphabet: str = string.ascii_lowercase + string.digits + string.punctuation):
+    """A character-level CLIP BPE tokenizer (no merges) over ``alphabet``; offline, for tests.
+
+    Ids: 0 = BOS, 1 = EOS (also pad/unk), then every character twice (inside a word and word-final
+    ``</w>``). Vocabulary size: ``2 + 2 len(alphabet)``.
+    """
+    from transformers import CLIPTokenizer
+
+    vocab = {BOS: 0, EOS: 1}
+    for ch in dict.fromkeys(alphabet):
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def tokenizer_to_files(tokenizer) -> dict[str, str]:
+    """The files ``save_pretrained`` writes, as {file name: text}, to embed in a model file."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        return {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
+def tokenizer_from_files(files: dict[str, str]):
+    """Inverse of :func:`tokenizer_to_files` (local only)."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in files.items():
+            if Path(name).name != name:
+                raise ValueError(f"tokenizer file name must be a bare name, got {name!r}")
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)

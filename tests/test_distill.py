@@ -1,0 +1,188 @@
+"""Bilateral distillation: loss terms by hand, both stages learning, exact resume.
+
+Offline: tiny random teacher (pixel codec), tiny random CLIP, random-backbone LPIPS.
+"""
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill_helpers import write_tiny_dataset
+from retouch_core.clip_score import alignment_loss, attribute_scores, tiny_clip
+from retouch_core.matcher import parse_instruction
+from retouch_training.data import TripletDataset
+from retouch_training.diffusion_config import DistillConfig, load_config
+from retouch_training.distill import DistillTrainer
+from retouch_training.losses import (
+    attribute_targets,
+    clip_alignment,
+    curriculum_low,
+    dmd_gradient,
+    grid_laplacian_smoothness,
+    out_of_gamut,
+    vsd_loss,
+)
+from retouch_training.runtime import step_generator
+
+CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    # accelerate keeps process-wide singletons; each trainer here starts from a clean one.
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = write_tiny_dataset(tmp_path_factory.mktemp("triplets"))
+    data = TripletDataset(root, size=64)
+    return torch.utils.data.default_collate([data[0], data[1]])
+
+
+def tiny_config(output_dir, *overrides) -> DistillConfig:
+    return load_config(DistillConfig, CONFIGS / "tiny_smoke.yaml", [
+        f"run.output_dir={output_dir}", "run.resume=null", "optim.lr=1e-3", "fake.lr=1e-3",
+        "generator_timestep=500", *overrides])
+
+
+def evaluate(trainer, batch):
+    """Every loss term at a fixed noise / timestep draw and curriculum position (no update)."""
+    with torch.no_grad():
+        gen, fake = trainer.losses(batch, step_generator(123, 0, 0), True, step=0)
+    return {k: float(v) for k, v in {**gen, **fake}.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# loss terms by hand
+
+
+def test_dmd_gradient_and_vsd_loss_match_hand_computation():
+    gen = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2).requires_grad_(True)
+    real = torch.tensor([[0.0, 2.0], [3.0, 2.0]]).view(1, 1, 2, 2)
+    fake = torch.tensor([[1.0, 1.0], [2.0, 2.0]]).view(1, 1, 2, 2)
+    # normaliser = mean |gen - real| = (1 + 0 + 0 + 2) / 4 = 0.75; grad = (fake - real) / 0.75
+    expected = torch.tensor([[4 / 3, -4 / 3], [-4 / 3, 0.0]]).view(1, 1, 2, 2)
+    torch.testing.assert_close(dmd_gradient(gen, real, fake), expected)
+    loss = vsd_loss(gen, real, fake)
+    assert loss.item() == pytest.approx(0.5 * (3 * 16 / 9) / 4)  # 0.5 * mean(grad^2)
+    loss.backward()
+    torch.testing.assert_close(gen.grad, expected / 4)  # d loss / d x = grad / numel
+
+
+def test_dmd_normaliser_is_per_sample_and_guarded():
+    gen = torch.zeros(3, 1, 1, 2)
+    real = torch.tensor([1.0, 3.0, 0.0, 0.0, 0.0, 0.0]).view(3, 1, 1, 2)
+    fake = torch.tensor([2.0, 2.0, 0.0, 0.0, 5.0, 5.0]).view(3, 1, 1, 2)
+    grad = dmd_gradient(gen, real, fake, min_normaliser=1e-3)
+    torch.testing.assert_close(grad[0].flatten(), torch.tensor([0.5, -0.5]))  # / mean(1, 3) = 2
+    assert torch.equal(grad[1], torch.zeros_like(grad[1]))  # x̂ = real = fake: 0, not NaN
+    torch.testing.assert_close(grad[2].flatten(), torch.tensor([5e3, 5e3]))  # floored normaliser
+
+
+def test_curriculum_starts_at_high_noise_and_widens():
+    assert curriculum_low(0, t_min=20, start=800, steps=100) == 800
+    assert curriculum_low(50, t_min=20, start=800, steps=100) == 410
+    assert curriculum_low(100, 20, 800, 100) == curriculum_low(10_000, 20, 800, 100) == 20
+
+
+def test_clip_alignment_is_clip_score_infonce_with_matcher_weights():
+    scorer = tiny_clip()
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    instructions = ["make it warmer", "darker and cooler", ""]
+    pairs, weights = attribute_targets(instructions)
+    for row, text in zip(weights, instructions):  # the matcher's signed weights, 0 elsewhere
+        attributes = parse_instruction(text).attributes
+        assert {n for n, w in zip(attribute_targets([text])[0], row) if w} <= set(pairs)
+        assert sorted(float(w) for w in row if w) == sorted(float(v) for v in attributes.values())
+    assert (weights[1] < 0).any() and weights[2].abs().sum() == 0
+    loss = clip_alignment(scorer, images, instructions, temperature=0.07)
+    s_plus, s_minus = attribute_scores(scorer, images, pairs)
+    torch.testing.assert_close(loss, alignment_loss(s_plus, s_minus, temperature=0.07, weights=weights))
+    loss.backward()
+    assert images.grad.abs().sum() > 0
+    empty = clip_alignment(scorer, images, ["", ""][:1] * 3, temperature=0.07)
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_grid_smoothness_and_gamut_terms():
+    assert grid_laplacian_smoothness(torch.ones(2, 12, 3, 3, 3)).item() == 0.0
+    impulse = torch.zeros(1, 12, 5, 5, 5)
+    impulse[0, 0, 2, 2, 2] = 1.0
+    # Laplacian: -6 at the impulse, +1 at its 6 neighbours -> (36 + 6) / (12 * 125) values
+    assert grid_laplacian_smoothness(impulse).item() == pytest.approx(42 / 1500)
+    image = torch.tensor([-0.5, 0.2, 1.0, 1.5]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    assert out_of_gamut(image).item() == pytest.approx((0.25 + 0.25) / 4)
+
+
+# ------------------------------------------------------------------------------------------
+# training
+
+
+def test_stage1_losses_go_down_on_a_fixed_batch(batch, tmp_path):
+    trainer = DistillTrainer(tiny_config(tmp_path), log_stream=None)
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    assert not any(p.requires_grad for p in student.adapter.parameters())  # stage 1: generator only
+    assert all(p.requires_grad for p in student.generator.parameters())
+    assert not any(p.requires_grad for p in trainer.teacher.codec.parameters())
+    before = evaluate(trainer, batch)
+    logs = [trainer.train_step(itertools.repeat(batch)) for _ in range(8)]
+    after = evaluate(trainer, batch)
+    assert set(logs[-1]) >= {"vsd", "mse", "lpips", "clip", "fake", "total", "dmd_norm", "grad_norm_student"}
+    assert after["total"] < 0.8 * before["total"]
+    assert after["mse"] < before["mse"] and after["lpips"] < before["lpips"]
+    assert after["fake"] < before["fake"]
+
+
+def test_stage2_losses_go_down_and_train_the_adapter(batch, tmp_path):
+    trainer = DistillTrainer(tiny_config(tmp_path, "stage=2"), log_stream=None)
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    start = [p.detach().clone() for p in student.adapter.parameters()]
+    before = evaluate(trainer, batch)
+    for _ in range(8):
+        trainer.train_step(itertools.repeat(batch))
+    after = evaluate(trainer, batch)
+    assert {"bil_l1", "bil_lpips", "bil_xhat", "smooth", "gamut"} <= set(after)
+    assert after["total"] < 0.8 * before["total"]
+    assert after["bil_l1"] < before["bil_l1"] and after["bil_lpips"] < before["bil_lpips"]
+    assert any(not torch.equal(a, b) for a, b in zip(start, student.adapter.parameters()))
+
+
+@pytest.mark.parametrize("stage, mode", [(1, "full"), (2, "lora")])
+def test_resume_reproduces_the_next_step(batch, tmp_path, stage, mode):
+    overrides = [f"stage={stage}", f"fake.mode={mode}", "run.grad_accum=2"]
+    first = DistillTrainer(tiny_config(tmp_path / "run", *overrides), log_stream=None)
+    data = itertools.repeat(batch)
+    for _ in range(2):
+        first.train_step(data)
+    checkpoint = first.save_checkpoint()
+    expected = first.train_step(data)
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    second = DistillTrainer(tiny_config(tmp_path / "run", *overrides, f"run.resume={checkpoint}"), log_stream=None)
+    assert second.step == 2
+    got = second.train_step(itertools.repeat(batch))
+    for key in ("total", "vsd", "mse", "lpips", "clip", "fake"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6, rel=0), key
+    # the updated weights agree too
+    a = first.accelerator.unwrap_model(first.student).generator.unet.conv_out.weight
+    b = second.accelerator.unwrap_model(second.student).generator.unet.conv_out.weight
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
