@@ -13,6 +13,9 @@ case for the cache), the median of ``--repeats`` runs of:
 
 and the peak memory used on top of the inputs while ``slice`` runs (Linux: the process's
 resident high-water mark, reset before the call), as MB and as a multiple of the image tensor.
+
+With ``--model NAME`` it also times the whole model end to end (low-resolution prediction
+plus full-resolution slice) with ``--instruction``, as ms and as a multiple of the matrix pass.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def _memory_child(size: str) -> int | None:
         return peak_extra_bytes(lambda: slice_and_apply(image, grid))
 
 
-def bench_size(size: str, repeats: int, reference: bool) -> dict:
+def bench_size(size: str, repeats: int, reference: bool, model=None, instruction: str = "") -> dict:
     height, width = SIZES[size]
     gen = torch.Generator().manual_seed(1)
     image, grid = bench_inputs(height, width)
@@ -117,6 +120,8 @@ def bench_size(size: str, repeats: int, reference: bool) -> dict:
             "matrix_ms": median_ms(lambda: matrix_pass(image, affine), repeats),
             "lut_ms": median_ms(lambda: lut_pass(image, lut), repeats),
         }
+        if model is not None:
+            row["model_ms"] = median_ms(lambda: model(image, instruction), repeats)
         if reference:
             row["reference_ms"] = median_ms(lambda: slice_and_apply(image, grid, backend="grid_sample"), max(1, repeats // 2))
     extra = measure_memory(size)
@@ -131,7 +136,10 @@ def format_table(results: dict) -> str:
         "| size | slice ms | matrix ms | 3D LUT ms | slice / matrix | slice / LUT | reference ms "
         "| image MB | peak extra MB (x image) |"
     )
-    lines = [header, "|" + "---|" * 9]
+    with_model = any("model_ms" in r for r in results.values())
+    if with_model:
+        header += " model end-to-end ms (x matrix) |"
+    lines = [header, "|" + "---|" * (10 if with_model else 9)]
     for name, r in results.items():
         ref = f"{r['reference_ms']:.0f}" if "reference_ms" in r else "-"
         peak = "n/a" if r["peak_extra_mb"] is None else f"{r['peak_extra_mb']:.0f} ({r['peak_extra_mb'] / r['image_mb']:.2f}x)"
@@ -139,6 +147,7 @@ def format_table(results: dict) -> str:
             f"| {name} | {r['slice_ms']:.1f} | {r['matrix_ms']:.1f} | {r['lut_ms']:.1f} | "
             f"{r['slice_ms'] / r['matrix_ms']:.2f} | {r['slice_ms'] / r['lut_ms']:.2f} | {ref} | "
             f"{r['image_mb']:.0f} | {peak} |"
+            + (f" {r['model_ms']:.1f} ({r['model_ms'] / r['matrix_ms']:.2f}x) |" if with_model else "")
         )
     return "\n".join(lines)
 
@@ -149,11 +158,18 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="skip the slow grid_sample timing")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument("--model", help="also time this retouch model end to end (e.g. default)")
+    parser.add_argument("--instruction", default="warmer, lift the shadows", help="instruction for --model")
     args = parser.parse_args(argv)
+    model = None
+    if args.model:
+        from .models import load_retouch_model
+
+        model = load_retouch_model(args.model)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {sys.platform}", flush=True)
     results = {}
     for name in args.sizes:
-        results[name] = bench_size(name, args.repeats, reference=not args.no_reference)
+        results[name] = bench_size(name, args.repeats, not args.no_reference, model, args.instruction)
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(format_table(results))
     if args.json:
