@@ -19,11 +19,13 @@ from ..retouch_core.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.params import PARAM_RANGES
 from . import logic
+from .luts import export_cube, import_cube
 from .scoring import score_instruction
 
 CATEGORY = "image/retouch"
 GRID_FOLDER = "retouch_grids"
 CLIP_FOLDER = "retouch_clip"
+LUT_FOLDER = "luts"
 
 MODEL_FOLDER = "retouch"
 
@@ -38,6 +40,8 @@ def register_folders() -> None:
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.models_dir, GRID_FOLDER))
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.get_output_directory(), GRID_FOLDER))
     folder_paths.add_model_folder_path(CLIP_FOLDER, os.path.join(folder_paths.models_dir, CLIP_FOLDER))
+    folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.models_dir, LUT_FOLDER))
+    folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.get_output_directory(), LUT_FOLDER))
 
 
 def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
@@ -239,6 +243,53 @@ class LoadGrid(io.ComfyNode):
         return io.NodeOutput(RetouchGrid.load(folder_paths.get_full_path_or_raise(GRID_FOLDER, grid_file)))
 
 
+class ExportCube(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchExportCube",
+            display_name="Export .cube LUT",
+            category=CATEGORY,
+            description=f"Write the global part of an edit as a 3D LUT in output/{LUT_FOLDER}/ for Resolve, Photoshop, "
+            "Lightroom. Local (spatially varying) parts of the grid are averaged out.",
+            inputs=[
+                BilateralGrid.Input("grid"),
+                io.String.Input("filename_prefix", default="retouch"),
+                io.Int.Input("size", default=33, min=2, max=129),
+                io.Int.Input("index", default=0, min=0, max=4095, tooltip="which edit of a batch of grids"),
+            ],
+            outputs=[io.String.Output(display_name="path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, grid, filename_prefix, size, index):
+        folder = Path(folder_paths.get_output_directory()) / LUT_FOLDER
+        return io.NodeOutput(str(export_cube(grid, folder, Path(filename_prefix).name or "retouch", size, index)))
+
+
+class ImportCube(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchImportCube",
+            display_name="Import .cube LUT",
+            category=CATEGORY,
+            description=f"Load a .cube 3D LUT from models/{LUT_FOLDER} or output/{LUT_FOLDER} as a bilateral grid, so "
+            "strength and regional blend work on it.",
+            inputs=[io.Combo.Input("cube_file", options=_files(LUT_FOLDER, (".cube",)))],
+            outputs=[BilateralGrid.Output(display_name="grid")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, cube_file):
+        return _mtime(LUT_FOLDER, cube_file)
+
+    @classmethod
+    def execute(cls, cube_file):
+        return io.NodeOutput(import_cube(folder_paths.get_full_path_or_raise(LUT_FOLDER, cube_file)))
+
+
 class InstructionPlan(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -350,7 +401,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, ExportCube, ImportCube, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):

@@ -96,7 +96,7 @@ def blend_regions(
         pixels = comfy_to_bchw(image[index : index + 1]).to(device or image.device)
         first = _select(grid, index)
         second = _select(other, index) if other is not None else None
-        if second is not None and (first.guide is not None or second.guide is not None) and first.guide != second.guide:
+        if second is not None and not _same_guide(first.guide, second.guide):
             blended = _blend_two_guides(pixels, first, second, mask[index % mask.shape[0]], feather)
         else:
             blended = regional_blend(
@@ -115,6 +115,13 @@ def _blend_two_guides(pixels, first: RetouchGrid, second: RetouchGrid, mask, fea
     a, b = first.apply(pixels).float(), second.apply(pixels).float()
     weight = prepare_mask(mask[None], 1, pixels.shape[-2], pixels.shape[-1], feather).to(a.device)
     return torch.lerp(b, a, weight).to(pixels.dtype)
+
+
+def _same_guide(a, b) -> bool:
+    """Whether two grids slice with the same guide (then one blend of two grids suffices)."""
+    if a is None or b is None:
+        return a is b
+    return all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors()))
 
 
 def _select(grid: RetouchGrid, index: int) -> RetouchGrid:

@@ -220,3 +220,45 @@ def test_fit_from_low_res_example_reproduces_edit_at_full_res(pack):
     out = logic.apply_grid(photo, grid)
     psnr = -10 * torch.log10((out - edit(photo)).square().mean())
     assert psnr > 35, psnr
+
+
+def test_cube_export_import_round_trip(pack, tmp_path):
+    luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
+    logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
+    warm = torch.tensor([[1.1, 0.0, 0.0, 0.02], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.85, 0.0]])
+    grid = grid_io.RetouchGrid(grid_mod.grid_from_affine(warm, 8, 4, 4), label="warm")
+    path = luts.export_cube(grid, tmp_path, "look")
+    assert path.name == "look_00001.cube" and "LUT_3D_SIZE 33" in path.read_text()
+    back = luts.import_cube(path)
+    img = image(batch=1, height=16, width=16)
+    torch.testing.assert_close(logic.apply_grid(img, back), logic.apply_grid(img, grid), atol=2 / 255, rtol=0)
+    with pytest.raises(ValueError, match="index 3 does not exist"):
+        luts.export_cube(grid, tmp_path, "look", index=3)
+
+
+def test_regional_blend_of_grids_with_different_guides(pack):
+    logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
+    guide_mod = importlib.import_module(f"{pack.__name__}.retouch_core.guide")
+    learned = guide_mod.GuideParams.identity()
+    learned = guide_mod.GuideParams(learned.ccm, learned.ccm_bias, learned.slopes * 0.5, learned.mix, learned.mix_bias)
+    bright = grid_io.RetouchGrid(grid_mod.grid_from_affine(1.5 * torch.eye(3, 4), 4, 2, 2), learned)
+    dark = grid_io.RetouchGrid(grid_mod.grid_from_affine(0.5 * torch.eye(3, 4), 4, 2, 2))
+    img = image(batch=1)
+    mask = torch.zeros(12, 16)
+    mask[:, 8:] = 1
+    out = logic.blend_regions(img, bright, mask, dark)
+    torch.testing.assert_close(out[:, :, 10:], (1.5 * img[:, :, 10:]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[:, :, :6], (0.5 * img[:, :, :6]), atol=1e-5, rtol=0)
+
+
+def test_cube_title_with_quotes(pack, tmp_path):
+    luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
+    grid = grid_io.RetouchGrid(grid_mod.identity_grid(), label='a "quoted"\nlabel')
+    expected = 'TITLE "a ' + "'quoted'" + ' label"'
+    assert expected in luts.export_cube(grid, tmp_path, "t").read_text()
