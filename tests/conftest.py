@@ -27,3 +27,37 @@ def load_pack():
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Pin torch and numba to one thread for a test module.
+
+    The tests run many small ops; on a 2-core machine shared with other work an OpenMP barrier
+    waiting for a descheduled thread makes each op up to 10x slower. numba's kernel launches
+    share torch's thread setting, so both are pinned and restored.
+    """
+    import torch
+
+    try:
+        import numba
+    except ImportError:
+        numba = None
+    saved = torch.get_num_threads(), numba.get_num_threads() if numba else None
+    if numba:
+        numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    yield
+    if numba:
+        numba.set_num_threads(saved[1])
+    torch.set_num_threads(saved[0])
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps process-wide singletons; each trainer starts from a clean one."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield

@@ -18,6 +18,8 @@ from PIL import Image, ImageOps
 from retouch_core.cli import load_params, main
 from retouch_core.imageio import ImageInfo, read_image, write_image
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 skdata = pytest.importorskip("skimage.data")
 
 EXIF_MAKE = 0x010F
@@ -47,15 +49,6 @@ def gradient16(height=24, width=40, channels=3):
 
 def to_tensor16(array):
     return torch.from_numpy(array.astype(np.int32)).permute(2, 0, 1)[None].float() / 65535
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The grid fit is many small ops: on a busy 2-core machine one thread is about 3x faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,8 @@ from retouch_training.masks import MaskProvider, MaskSpec, ProceduralMaskProvide
 from retouch_training.sources import holdout_value, load_photo, split_of
 from retouch_training.synth import SynthConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 skdata = pytest.importorskip("skimage.data")
 
 SIZE = 64
@@ -65,15 +67,6 @@ LOCAL_MIN_MEAN_DB = 25.0
 
 
 # ------------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread is faster (and the dataset code uses one per worker anyway)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("photos")

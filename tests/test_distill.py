@@ -26,26 +26,9 @@ from retouch_training.losses import (
 )
 from retouch_training.runtime import step_generator
 
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
+
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    # accelerate keeps process-wide singletons; each trainer here starts from a clean one.
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
 
 
 @pytest.fixture(scope="module")

@@ -21,27 +21,10 @@ from retouch_training.distill import DistillTrainer
 from retouch_training.runtime import ResumableBatchSampler
 from retouch_training.train_state import load_train_state
 
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    # accelerate keeps process-wide singletons; each run here starts from a clean one.
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,12 @@ data = pytest.importorskip("skimage.data")
 SHARED = Path("/work/shared/data")
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 # ----------------------------------------------------------------------------- helpers
+
+
 def photo(name: str) -> torch.Tensor:
     """A scikit-image sample photo as (1, 3, H, W) float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(getattr(data, name)())).permute(2, 0, 1)[None].float() / 255
@@ -35,29 +40,6 @@ def load_png(path: Path) -> torch.Tensor:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.double() - b.double()) ** 2).mean())
     return math.inf if mse == 0 else -10 * math.log10(mse)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run this module on one thread (torch and numba), restored afterwards.
-
-    The fit works on small tensors (a 256 x 256 pair, a 2048-cell system), where a second
-    OpenMP thread gains little, and on a shared CPU an OpenMP barrier waiting for a descheduled
-    thread makes each op up to 10x slower. numba's OpenMP layer shares torch's thread-count
-    setting (each cpu_kernel launch sets it), so both are pinned.
-    """
-    try:
-        import numba
-    except ImportError:
-        numba = None
-    saved = torch.get_num_threads(), numba.get_num_threads() if numba else None
-    if numba:
-        numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    yield
-    if numba:
-        numba.set_num_threads(saved[1])
-    torch.set_num_threads(saved[0])
 
 
 @pytest.fixture(scope="module")

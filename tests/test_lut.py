@@ -29,21 +29,7 @@ from retouch_core.slicing import slice_and_apply
 data = pytest.importorskip("skimage.data")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread for torch and numba (see tests/test_fit.py: small tensors, shared CPUs)."""
-    try:
-        import numba
-    except ImportError:
-        numba = None
-    saved = torch.get_num_threads(), numba.get_num_threads() if numba else None
-    if numba:
-        numba.set_num_threads(1)
-    torch.set_num_threads(1)
-    yield
-    if numba:
-        numba.set_num_threads(saved[1])
-    torch.set_num_threads(saved[0])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

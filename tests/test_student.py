@@ -18,17 +18,10 @@ from retouch_core.models.bilateral_student import BilateralStudent, BilateralStu
 from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
 from retouch_core.slicing import slice_and_apply
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ADAPTER = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1,
                         feature_blocks=("mid", "up0", "up1"), guide_knots=4)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _student(codec="pixel", seed=0):

@@ -21,14 +21,7 @@ from retouch_core.models.teacher import InstructPix2PixTeacher, guided_denoise, 
 from retouch_core.models.text_encoder import tiny_clip_tokenizer, tokenizer_from_files, tokenizer_to_files
 from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,24 +13,7 @@ from retouch_training.diffusion_config import TeacherTrainConfig, load_config
 from retouch_training.runtime import step_generator
 from retouch_training.train_teacher import TeacherTrainer, dropout_masks, main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared; tiny models run far faster single-threaded than with contended threads.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    # accelerate keeps process-wide singletons; each trainer here starts from a clean one.
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")
