@@ -53,11 +53,15 @@ def one_thread():
     torch.set_num_threads(saved[0])
 
 
-@pytest.fixture
-def fresh_accelerate_state():
+def reset_accelerate_state() -> None:
     """accelerate keeps process-wide singletons; each trainer starts from a clean one."""
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    reset_accelerate_state()
     yield

@@ -25,6 +25,7 @@ from retouch_training.losses import (
     vsd_loss,
 )
 from retouch_training.runtime import step_generator
+from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
@@ -156,10 +157,7 @@ def test_resume_reproduces_the_next_step(batch, tmp_path, stage, mode):
     checkpoint = first.save_checkpoint()
     expected = first.train_step(data)
 
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     second = DistillTrainer(tiny_config(tmp_path / "run", *overrides, f"run.resume={checkpoint}"), log_stream=None)
     assert second.step == 2
     got = second.train_step(itertools.repeat(batch))

@@ -20,6 +20,7 @@ from retouch_training.diffusion_config import DistillConfig, TeacherTrainConfig,
 from retouch_training.distill import DistillTrainer
 from retouch_training.runtime import ResumableBatchSampler
 from retouch_training.train_state import load_train_state
+from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
@@ -81,10 +82,7 @@ def test_stage1_then_stage2_then_export_round_trip(dataset_dir, tmp_path, capsys
     assert {"vsd", "fake", "mse", "lpips", "clip", "total", "dmd_norm", "t_low"} <= set(stage1[-1])
     assert (tmp_path / "s1" / "student.safetensors").is_file()
 
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     config = load_config(DistillConfig, CONFIGS / "tiny_smoke.yaml", [
         "stage=2", f"init_from={tmp_path / 's1'}", f"data.root={dataset_dir}", f"run.output_dir={tmp_path / 's2'}",
         "generator_timestep=500", "run.max_steps=2", "adapter.grid_depth=2"])  # another adapter than stage 1

@@ -12,6 +12,7 @@ from retouch_training.data import TripletDataset
 from retouch_training.diffusion_config import TeacherTrainConfig, load_config
 from retouch_training.runtime import step_generator
 from retouch_training.train_teacher import TeacherTrainer, dropout_masks, main
+from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
@@ -68,10 +69,7 @@ def test_resume_reproduces_the_next_step(batch, tmp_path):
     checkpoint = first.save_checkpoint()
     expected = first.train_step(data)
 
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     second = TeacherTrainer(tiny_config(tmp_path, *overrides, f"run.resume={checkpoint}"), log_stream=None)
     assert second.step == 2
     got = second.train_step(itertools.repeat(batch))

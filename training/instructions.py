@@ -17,7 +17,6 @@ must do), never the degradation itself.
 
 from __future__ import annotations
 
-import importlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +30,7 @@ from retouch_core.matcher import Plan, kelvin_to_temperature, parse_instruction
 from retouch_core.params import BANDS
 
 from .degrade import Step, nearest_band
+from .plugins import load_plugin
 
 __all__ = [
     "AXES",
@@ -112,13 +112,7 @@ class Captioner(Protocol):
 
 def load_captioner(spec: str | None) -> Captioner:
     """``None`` -> :class:`TemplateCaptioner`; ``"package.module:Class"`` -> ``Class()``."""
-    if not spec:
-        return TemplateCaptioner()
-    module_name, _, attr = spec.partition(":")
-    captioner = getattr(importlib.import_module(module_name), attr)()
-    if not isinstance(captioner, Captioner):
-        raise TypeError(f"{spec} does not implement Captioner (name, describe)")
-    return captioner
+    return load_plugin(spec, Captioner, TemplateCaptioner, "name, describe")
 
 
 # ---------------------------------------------------------------------------- vocabulary

@@ -25,13 +25,14 @@ one from a ``"module:Class"`` string so worker processes can build their own.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from .plugins import load_plugin
 
 __all__ = [
     "MASK_KINDS",
@@ -211,10 +212,4 @@ def _dominant_hue(clean: torch.Tensor, rng: np.random.Generator) -> float:
 
 def load_mask_provider(spec: str | None) -> MaskProvider:
     """``None`` -> :class:`ProceduralMaskProvider`; ``"package.module:Class"`` -> ``Class()``."""
-    if not spec:
-        return ProceduralMaskProvider()
-    module_name, _, attr = spec.partition(":")
-    provider = getattr(importlib.import_module(module_name), attr)()
-    if not isinstance(provider, MaskProvider):
-        raise TypeError(f"{spec} does not implement MaskProvider (name, propose, render)")
-    return provider
+    return load_plugin(spec, MaskProvider, ProceduralMaskProvider, "name, propose, render")
