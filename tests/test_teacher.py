@@ -211,3 +211,17 @@ def test_widened_unet_starts_as_the_text_to_image_unet(teacher):
     with torch.no_grad():
         torch.testing.assert_close(wide(torch.cat([x, img], 1), t, encoder_hidden_states=text).sample,
                                    t2i(x, t, encoder_hidden_states=text).sample)
+
+
+def test_attention_levels_place_cross_attention_where_asked():
+    default = build_tiny_teacher(TinyTeacherConfig(block_out_channels=(8, 16, 16)), seed=0).unet.config
+    assert default.down_block_types == ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    assert default.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+    lowest = build_tiny_teacher(TinyTeacherConfig(block_out_channels=(8, 16, 16), attention_levels=(2,)), seed=0)
+    assert lowest.unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    # The up path mirrors the down path: its first block works at the lowest resolution.
+    assert lowest.unet.config.up_block_types == ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    out = lowest(torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.randn(1, 4, 8, 8), lowest.null_text(1))
+    assert out.shape == (1, 4, 8, 8)
+    with pytest.raises(ValueError, match="attention_levels"):
+        build_tiny_teacher(TinyTeacherConfig(block_out_channels=(8, 16), attention_levels=(2,)))

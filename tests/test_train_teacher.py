@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from retouch_training.train_teacher import TeacherTrainer, dropout_masks, main
 from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
+CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +96,18 @@ def test_cli_trains_checkpoints_and_exports_a_loadable_teacher(dataset_dir, tmp_
     with torch.no_grad():
         image = teacher.sample(torch.rand(1, 3, 16, 16), ["warmer"], steps=2)
     assert image.shape == (1, 3, 16, 16)
+
+
+def test_small_teacher_is_built_from_the_config_file(tmp_path):
+    from retouch_training.runtime import build_teacher
+
+    config = load_config(TeacherTrainConfig, CONFIGS / "small_cpu_teacher.yaml", [f"run.output_dir={tmp_path}"])
+    tiny = config.model.tiny_config
+    teacher = build_teacher(config.model)
+    assert teacher.unet.config.block_out_channels == tuple(tiny.block_out_channels)
+    assert teacher.text.max_length == tiny.max_length == 77  # whole instructions fit
+    # Cross-attention only at the listed levels (the CPU budget) and in the mid block.
+    assert [("CrossAttn" in b) for b in teacher.unet.config.down_block_types] == [
+        i in tiny.attention_levels for i in range(len(tiny.block_out_channels))]
+    with pytest.raises(ValueError, match="tiny_config.widths"):
+        load_config(TeacherTrainConfig, None, ["model.tiny_config.widths=[1]"])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from retouch_core.models.adapter import AdapterConfig
+from retouch_core.models.tiny import TinyTeacherConfig
 
 
 @dataclass
@@ -57,8 +58,8 @@ class ModelConfig:
         init_from_sd: ``train-teacher`` only: a local text-to-image Stable Diffusion folder whose
             UNet is widened to 8 input channels (zero-initialised, as InstructPix2Pix does).
         allow_download: allow ``teacher`` / ``init_from_sd`` to be hub ids.
-        tiny: build a tiny random teacher instead (tests, smoke runs); ``tiny_codec`` is
-            ``"pixel"`` or ``"vae"``.
+        tiny: build a small random teacher from ``tiny_config`` instead (tests, smoke runs, the
+            small-scale CPU reproduction), seeded with ``tiny_seed``.
     """
 
     teacher: str | None = None
@@ -66,7 +67,7 @@ class ModelConfig:
     init_from_sd: str | None = None
     allow_download: bool = False
     tiny: bool = False
-    tiny_codec: str = "pixel"
+    tiny_config: TinyTeacherConfig = field(default_factory=TinyTeacherConfig)
     tiny_seed: int = 0
 
 

@@ -129,9 +129,9 @@ def build_teacher(model: ModelConfig):
     from retouch_core.models.teacher import InstructPix2PixTeacher
 
     if model.tiny:
-        from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
+        from retouch_core.models.tiny import build_tiny_teacher
 
-        return build_tiny_teacher(TinyTeacherConfig(codec=model.tiny_codec), seed=model.tiny_seed)
+        return build_tiny_teacher(model.tiny_config, seed=model.tiny_seed)
     if model.init_from_sd is not None:
         return InstructPix2PixTeacher.from_pretrained(model.init_from_sd, allow_download=model.allow_download,
                                                       widen_unet=True)

@@ -23,6 +23,9 @@ class TinyTeacherConfig:
         codec: ``"pixel"`` (parameter-free, fastest) or ``"vae"`` (a tiny ``AutoencoderKL``).
         latent_channels: C; the UNet reads 2 C channels.
         block_out_channels: UNet widths, one per resolution level.
+        attention_levels: levels whose blocks cross-attend to the text (the mid block always
+            does); default: all but the lowest resolution, as Stable Diffusion. Leaving the
+            high-resolution levels out makes larger images affordable on a CPU.
         cross_attention_dim: = text hidden size.
         text_layers / text_heads / max_length: CLIP text encoder size and context length.
         vae_block_out_channels: VAE widths (downscale 2^(n-1)).
@@ -32,6 +35,7 @@ class TinyTeacherConfig:
     codec: str = "pixel"
     latent_channels: int = 4
     block_out_channels: tuple[int, ...] = (32, 64)
+    attention_levels: tuple[int, ...] | None = None
     layers_per_block: int = 1
     cross_attention_dim: int = 32
     attention_head_dim: int = 8
@@ -65,6 +69,11 @@ def build_tiny_teacher(config: TinyTeacherConfig | None = None, seed: int = 0) -
 
     config = config or TinyTeacherConfig()
     levels = len(config.block_out_channels)
+    attention = range(levels - 1) if config.attention_levels is None else config.attention_levels
+    if any(not 0 <= level < levels for level in attention):
+        raise ValueError(f"attention_levels must be in [0, {levels}), got {tuple(attention)}")
+    down = tuple("CrossAttnDownBlock2D" if i in attention else "DownBlock2D" for i in range(levels))
+    up = tuple("CrossAttnUpBlock2D" if levels - 1 - i in attention else "UpBlock2D" for i in range(levels))
     with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
@@ -73,8 +82,8 @@ def build_tiny_teacher(config: TinyTeacherConfig | None = None, seed: int = 0) -
             out_channels=config.latent_channels,
             layers_per_block=config.layers_per_block,
             block_out_channels=tuple(config.block_out_channels),
-            down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
+            down_block_types=down,
+            up_block_types=up,
             cross_attention_dim=config.cross_attention_dim,
             attention_head_dim=config.attention_head_dim,
             norm_num_groups=config.norm_num_groups,
