@@ -8,6 +8,7 @@ from PIL import Image
 from skimage import data
 
 from retouch_core.models import LiteRetouchModel, load_retouch_model
+from retouch_core.models.lite import LiteConfig
 from retouch_core.matcher import parse_instruction
 from retouch_training.checkpointing import load_checkpoint, save_checkpoint
 from retouch_training.data import TripletDataset
@@ -107,3 +108,32 @@ def test_untrained_model_is_identity():
     image = torch.rand(1, 3, 40, 40)
     out = LiteRetouchModel()(image, "warmer")
     torch.testing.assert_close(out, image, atol=1e-5, rtol=0)
+
+
+def test_untrained_recipe_prior_model_is_the_recipe_edit():
+    """With the recipe prior, an untrained network returns the instruction's global recipe edit:
+    the renderer's own output (independent reference) within fit accuracy; auto mode stays identity."""
+    from retouch_core.render import render
+
+    model = LiteRetouchModel(LiteConfig(recipe_prior=True))
+    image = torch.from_numpy(data.astronaut()[::8, ::8].copy()).permute(2, 0, 1)[None].float() / 255
+    for text in ("make it black and white", "warmer and brighter"):
+        out = model(image, text)
+        reference = render(image, parse_instruction(text).to_params()).clamp(0, 1)
+        mse = (out - reference).square().mean()
+        assert -10 * torch.log10(mse) > 35, text
+    grey = model(image, "make it black and white")
+    assert (grey.amax(1) - grey.amin(1)).mean() < 0.01  # no colour left
+    torch.testing.assert_close(model(image, ""), image, atol=1e-5, rtol=0)
+
+
+def test_init_from_starts_a_new_run_from_a_model_file(dataset, tmp_path):
+    torch.manual_seed(0)
+    train(dataset, tmp_path / "base", CONFIG, progress=False)
+    base = export(tmp_path / "base", tmp_path / "base.safetensors")
+    config = TrainLiteConfig(**{**CONFIG.__dict__, "recipe_prior": True, "init_from": str(base), "lr": 0.0})
+    train(dataset, tmp_path / "tuned", config, progress=False)  # lr 0: weights must stay the base's
+    tuned = load_retouch_model(export(tmp_path / "tuned", tmp_path / "tuned.safetensors"))
+    assert tuned.config.recipe_prior
+    for (name, x), (_, y) in zip(load_retouch_model(base).state_dict().items(), tuned.state_dict().items()):
+        torch.testing.assert_close(x, y, atol=0, rtol=0, msg=name)

@@ -37,7 +37,11 @@ from .losses import grid_laplacian_smoothness
 
 @dataclass(frozen=True)
 class TrainLiteConfig:
-    """Hyper-parameters of train-lite (YAML keys of the same names override them)."""
+    """Hyper-parameters of train-lite (YAML keys of the same names override them).
+
+    ``init_from``: a lite model file whose network and guide weights start a new run (e.g. a
+    ``recipe_prior`` fine-tune of a model trained without it); ignored when the run resumes.
+    """
 
     crop_size: int = 256
     loss_size: int = 128
@@ -58,6 +62,11 @@ class TrainLiteConfig:
     eval_records: int = 96
     seed: int = 0
     width: int = 8
+    recipe_prior: bool = False
+    init_from: str | None = None
+
+    def model_config(self) -> LiteConfig:
+        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior)
 
     @staticmethod
     def from_yaml(path: Path | None, **overrides) -> "TrainLiteConfig":
@@ -161,9 +170,13 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
     heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
     if len(train_set) < config.batch_size:
         raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
-    model = LiteRetouchModel(LiteConfig(width=config.width))
+    model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = load_checkpoint(run, model, optimizer) or {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
+    state = load_checkpoint(run, model, optimizer)
+    if state is None:
+        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
+        if config.init_from:
+            model.load_state_dict(LiteRetouchModel.load(config.init_from).state_dict())
     # Every (re)start is recorded: a resumed run may continue with other settings (e.g. fewer epochs).
     state["config"] = asdict(config)
     state.setdefault("invocations", []).append({"from_step": state["step"], "config": asdict(config), "max_minutes": max_minutes})
@@ -230,7 +243,7 @@ def export(run: Path, out: Path, extra: dict[str, str] | None = None) -> Path:
     """Write the run's current weights as a loadable model file (config + provenance in metadata)."""
     state = json.loads((run / "state.json").read_text())
     config = TrainLiteConfig(**{**state["config"], "subsets": tuple(state["config"]["subsets"])})
-    model = LiteRetouchModel(LiteConfig(width=config.width))
+    model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters())
     load_checkpoint(run, model, optimizer)
     meta = {"train_config": json.dumps(asdict(config)), "step": str(state["step"]), "history": json.dumps(state["history"])}
@@ -245,6 +258,7 @@ def register(subparsers) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run folder: checkpoints, log.jsonl (resumes if present)")
     parser.add_argument("--config", type=Path, help="YAML overriding TrainLiteConfig fields")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--init-from", dest="init_from", help="start a new run from this lite model file's weights")
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this long")
     parser.add_argument("--export", type=Path, help="write the final model file here")
@@ -253,7 +267,7 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    config = TrainLiteConfig.from_yaml(args.config, epochs=args.epochs, batch_size=args.batch_size)
+    config = TrainLiteConfig.from_yaml(args.config, epochs=args.epochs, batch_size=args.batch_size, init_from=args.init_from)
     state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress)
     print(f"step {state['step']}, epoch {state['epoch']}/{config.epochs}; checkpoint in {args.run}")
     if args.export:

@@ -7,6 +7,12 @@ the coefficients of a (12, D, 16, 16) bilateral grid, predicted as a residual on
 identity so that an untrained network leaves photos unchanged. The guide is HDRNet's
 learned per-pixel curve network, shared by all images.
 
+With ``recipe_prior`` the residual is taken on the instruction's recipe instead of the identity:
+the global grid of the rule-based edit (the attribute bank's recipe, rendered and fitted, see
+:func:`~.rule_based.global_grid_from_params`) is added to the network's output. The network then
+learns how much of the recipe this photo needs and what local correction to add, and an
+instruction is followed even where the training data are thin.
+
 Param mode (explicit numbers only) does not use the network: the renderer is exact, so the
 edit is rendered and fitted (:func:`~.rule_based.grid_from_params`).
 """
@@ -25,11 +31,11 @@ from torch import nn
 
 from ..grid import GRID_CHANNELS, identity_grid
 from ..grid_io import RetouchGrid
-from ..guide import LearnedGuide
+from ..guide import GuideParams, LearnedGuide
 from ..matcher import Plan
 from .base import RetouchModel
 from .conditioning import ConditionLayout
-from .rule_based import grid_from_params
+from .rule_based import global_grid_from_params, grid_from_params
 
 FORMAT = "instantretouch-lite"
 
@@ -46,6 +52,7 @@ class LiteConfig:
         cond_hidden: size of the instruction embedding.
         guide_knots: segments of the guide's per-channel curves.
         attributes, params: the conditioning layout the weights were trained with.
+        recipe_prior: add the instruction's recipe grid to the network's residual (module docstring).
     """
 
     input_size: int = 256
@@ -56,6 +63,7 @@ class LiteConfig:
     guide_knots: int = 16
     attributes: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().attributes)
     params: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().params)
+    recipe_prior: bool = False
 
     @property
     def layout(self) -> ConditionLayout:
@@ -147,7 +155,24 @@ class LiteRetouchModel(RetouchModel, nn.Module):
     def predict_grids(self, image: torch.Tensor, plans: list[Plan]) -> torch.Tensor:
         """Differentiable grids for a batch: (B, 3, H, W) + B plans -> (B, 12, D, G, G)."""
         cond = self.config.layout.encode_batch(plans).to(image.device, image.dtype)
-        return self.net(square_copy(image, self.config.input_size), cond)
+        grids = self.net(square_copy(image, self.config.input_size), cond)
+        if self.config.recipe_prior:
+            grids = grids + self.recipe_offsets(image, plans).to(grids.dtype)
+        return grids
+
+    @torch.no_grad()
+    def recipe_offsets(self, image: torch.Tensor, plans: list[Plan]) -> torch.Tensor:
+        """(B, 3, H, W) + B plans -> (B, 12, D, 1, 1): each plan's recipe grid minus the identity
+        (zero for plans without recipe, e.g. auto mode), fitted for the current guide."""
+        depth = self.config.grid_depth
+        guide = GuideParams(*(t.detach() for t in self.guide.params().tensors()))
+        offsets = torch.zeros(len(plans), GRID_CHANNELS, depth, 1, 1, device=image.device)
+        eye = identity_grid(1, depth, 1, 1, device=image.device)
+        for i, plan in enumerate(plans):
+            params = plan.to_params()
+            if params:
+                offsets[i] = (global_grid_from_params(image[i : i + 1], params, depth, guide) - eye)[0]
+        return offsets
 
     @torch.no_grad()
     def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
@@ -155,8 +180,7 @@ class LiteRetouchModel(RetouchModel, nn.Module):
             grid = grid_from_params(image, plan.to_params())
             return RetouchGrid(grid.grid, None, grid.source_size, f"{self.name} (exact param render): {grid.label}")
         grid = self.predict_grids(image.float(), [plan])
-        guide = self.guide.params()
-        guide = type(guide)(*(t.detach() for t in guide.tensors()))
+        guide = GuideParams(*(t.detach() for t in self.guide.params().tensors()))
         return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:

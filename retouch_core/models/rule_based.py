@@ -78,6 +78,27 @@ def grid_from_params(
     return RetouchGrid(grid, None, tuple(image.shape[-2:]), label)
 
 
+@torch.no_grad()
+def global_grid_from_params(image: torch.Tensor, params, depth: int = 8, guide=None, size: int = 64) -> torch.Tensor:
+    """The spatially constant grid that best replays a global renderer edit of ``image``.
+
+    A global edit is one colour function, so one affine per guide level carries it (52-65 dB
+    on the bank's recipes); fitting it on a ``size``-px copy takes milliseconds.
+
+    Args:
+        image: (1, 3, H, W) float in [0, 1].
+        params: anything :func:`~retouch_core.render.render` takes.
+        depth: D, the grid's guide levels.
+        guide: the guide the grid will be sliced with (None = luminance).
+        size: side of the square copy the edit is rendered and fitted on.
+
+    Returns:
+        (1, 12, D, 1, 1) grid; expand it to any (H_g, W_g).
+    """
+    low = torch.nn.functional.interpolate(image.float(), size=(size, size), mode="area")
+    return fit_grid(low, render(low, params), depth=depth, height=1, width=1, guide=guide)
+
+
 def _log_average_luminance(image: torch.Tensor) -> float:
     linear = kornia.color.rgb_to_linear_rgb(image.clamp(0, 1))
     luminance = linear[:, 0] * 0.2126 + linear[:, 1] * 0.7152 + linear[:, 2] * 0.0722
