@@ -494,3 +494,32 @@ def test_grid_fit_oracle_reaches_a_global_edit(tmp_path):
     Image.fromarray((255 * (photo / 255.0) ** 0.7).astype("uint8")).save(tmp_path / "tg.png")
     result = evaluate(GridFitOracle(), [Triplet("a", tmp_path / "in.png", tmp_path / "tg.png")], name="oracle", progress=False)
     assert result.rows[0]["psnr"] > 38
+
+
+def test_low_res_editors_run_the_teacher_and_the_student_xhat(tmp_path):
+    from retouch_core.models import low_res_copy
+    from retouch_core.models.bilateral_student import BilateralStudentNet, resize_to_multiple
+    from retouch_core.models.tiny import build_tiny_teacher
+
+    teacher = build_tiny_teacher(seed=0).eval()
+    teacher.save_pretrained(tmp_path / "teacher")
+    BilateralStudentNet.from_teacher(teacher).save(tmp_path / "student.safetensors")
+    image = torch.rand(1, 3, 50, 70)
+    low = resize_to_multiple(low_res_copy(image, 32), teacher.size_multiple).clamp(0, 1)
+    assert low.shape[-2:] == (24, 32)  # long side 32, both sides multiples of 4
+
+    def upsampled(edit):
+        return F.interpolate(edit.clamp(0, 1), size=(50, 70), mode="bilinear", align_corners=False)
+
+    run = E.model_retoucher(f"teacher:{tmp_path / 'teacher'}", low_res=32)
+    expected = teacher.sample(low, ["warmer"], steps=20, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(run(image, "warmer"), upsampled(expected), atol=1e-5, rtol=0)
+
+    student = BilateralStudentNet.load(tmp_path / "student.safetensors").eval()
+    run = E.model_retoucher(f"xhat:{tmp_path / 'student.safetensors'}", low_res=32)
+    with torch.no_grad():
+        expected = student.codec.decode(student.predict(low, ["warmer"]).x0)
+    torch.testing.assert_close(run(image, "warmer"), upsampled(expected), atol=1e-5, rtol=0)
+    assert E._method_name("model", f"xhat:{tmp_path / 'student.safetensors'}", None) == "xhat:student"
+    with pytest.raises(E.EvaluationError, match="teacher:DIR"):
+        E.LowResEditor("teacher:")

@@ -342,8 +342,49 @@ class GridFitOracle:
         return slice_and_apply(image, grid).clamp(0, 1)
 
 
-def model_retoucher(name_or_path: str) -> Retoucher:
-    """``identity``, ``oracle`` (:class:`GridFitOracle`) or a model from
+class LowResEditor:
+    """Image-space baselines of the distillation: an editor that works on a low-resolution copy
+    and is upsampled to the input's size, as a generator without the bilateral grid must be.
+
+    ``teacher:DIR`` runs the InstructPix2Pix teacher (a diffusers folder) with DDIM; ``xhat:FILE``
+    decodes the one-step student's latent x̂ (a student file). The copy's long side is ``low_res``,
+    rounded to the model's size multiple; the output is bilinearly upsampled and clamped.
+    """
+
+    def __init__(self, spec: str, low_res: int = 256, steps: int = 20, seed: int = 0):
+        kind, _, path = spec.partition(":")
+        if kind not in ("teacher", "xhat") or not path:
+            raise EvaluationError(f"expected teacher:DIR or xhat:STUDENT_FILE, got {spec!r}")
+        self.kind, self.low_res, self.steps, self.seed = kind, low_res, steps, seed
+        if kind == "teacher":
+            from retouch_core.models.teacher import InstructPix2PixTeacher
+
+            self.model = InstructPix2PixTeacher.from_pretrained(path).eval()
+        else:
+            from retouch_core.models.bilateral_student import BilateralStudentNet
+
+            self.model = BilateralStudentNet.load(path).eval()
+
+    def edit_low_res(self, low: torch.Tensor, instruction: str) -> torch.Tensor:
+        """(1, 3, h, w), sides multiples of the model's size multiple -> (1, 3, h, w) edit."""
+        if self.kind == "teacher":
+            return self.model.sample(low, [instruction], steps=self.steps,
+                                     generator=torch.Generator().manual_seed(self.seed))
+        return self.model.codec.decode(self.model.predict(low, [instruction]).x0)
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor, instruction: str = "") -> torch.Tensor:
+        from retouch_core.models import low_res_copy
+        from retouch_core.models.bilateral_student import resize_to_multiple
+
+        low = resize_to_multiple(low_res_copy(image.float(), self.low_res), self.model.size_multiple).clamp(0, 1)
+        edit = self.edit_low_res(low, instruction).clamp(0, 1)
+        return F.interpolate(edit, size=image.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def model_retoucher(name_or_path: str, low_res: int = 256) -> Retoucher:
+    """``identity``, ``oracle`` (:class:`GridFitOracle`), ``teacher:DIR`` / ``xhat:FILE``
+    (:class:`LowResEditor` at ``low_res``) or a model from
     ``retouch_core.models.load_retouch_model(name_or_path)``.
 
     The loaded object must be callable as ``(image (1, 3, H, W), instruction) -> (1, 3, H, W)``;
@@ -353,6 +394,8 @@ def model_retoucher(name_or_path: str) -> Retoucher:
         return identity
     if name_or_path == "oracle":
         return GridFitOracle()
+    if name_or_path.startswith(("teacher:", "xhat:")):
+        return LowResEditor(name_or_path, low_res)
     try:
         from retouch_core.models import load_retouch_model
     except ImportError as err:
@@ -992,7 +1035,8 @@ class _LabelLast(argparse.Action):
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to evaluate (repeat and mix; one table)")
     what.add_argument("--model", action=_AddMethod, metavar="NAME_OR_PATH",
-                      help="'identity' or a model for retouch_core.models.load_retouch_model")
+                      help="'identity', 'oracle', 'teacher:DIR', 'xhat:STUDENT_FILE' or a model for "
+                           "retouch_core.models.load_retouch_model")
     what.add_argument("--command", action=_AddMethod, metavar="TEMPLATE",
                       help="shell command with {input} {output} [{instruction}] (unquoted; values are quoted)")
     what.add_argument("--outputs", action=_AddMethod, metavar="DIR",
@@ -1017,6 +1061,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="folder holding LPIPS/DISTS backbone weights (default: torch hub checkpoints)")
     opts.add_argument("--timing", action="store_true", help="median ms at 720p, 1K, 2K, 4K on the first input")
     opts.add_argument("--timing-repeats", type=int, default=3, metavar="N")
+    opts.add_argument("--low-res", type=int, default=256, metavar="PX",
+                      help="long side of the copy that teacher: and xhat: methods edit (default: 256)")
     opts.add_argument("--command-timeout", type=float, metavar="SECONDS", help="per-image limit for --command")
     opts.add_argument("--report", metavar="DIR", help="write metrics.csv, summary.md/json and PNG plots here")
     opts.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1042,6 +1088,9 @@ def _method_name(kind: str, value: str, label: str | None) -> str:
         return label
     if kind == "command":
         return "command"
+    if kind == "model" and value.startswith(("teacher:", "xhat:")):
+        prefix, _, value = value.partition(":")
+        return f"{prefix}:{Path(value).stem or Path(value).name}"
     path = Path(value)
     return (path.stem if kind == "model" and path.suffix else path.name) or value
 
@@ -1055,9 +1104,9 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _build_method(kind: str, value: str, timeout: float | None) -> Retoucher | PrecomputedOutputs:
+def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 256) -> Retoucher | PrecomputedOutputs:
     if kind == "model":
-        return model_retoucher(value)
+        return model_retoucher(value, low_res)
     if kind == "command":
         return command_retoucher(value, timeout)
     if not Path(value).is_dir():
@@ -1081,7 +1130,7 @@ def run(args: argparse.Namespace) -> int:
         triplets, source = _load_triplets(args)
         names = _unique([_method_name(*m) for m in args.methods])
         methods = [
-            (name, _build_method(kind, value, args.command_timeout))
+            (name, _build_method(kind, value, args.command_timeout, args.low_res))
             for name, (kind, value, _) in zip(names, args.methods)
         ]
         scorer = None
