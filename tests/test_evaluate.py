@@ -523,3 +523,12 @@ def test_low_res_editors_run_the_teacher_and_the_student_xhat(tmp_path):
     assert E._method_name("model", f"xhat:{tmp_path / 'student.safetensors'}", None) == "xhat:student"
     with pytest.raises(E.EvaluationError, match="teacher:DIR"):
         E.LowResEditor("teacher:")
+
+
+def test_scale_agreement_separates_resolution_dependent_edits():
+    image = 0.2 + 0.6 * _photo(size=96)
+    small, large = (36, 64), (108, 192)
+    assert E.scale_agreement(lambda x, _: x ** 0.8, image, "", small, large) > 35  # pointwise: agrees
+    # An edit that adds 0.1 only at the large size: MSE 0.01 -> exactly 20 dB (closed form).
+    shifted = lambda x, _: x + 0.1 * (x.shape[-1] > 100)  # noqa: E731
+    assert E.scale_agreement(shifted, image, "", small, large) == pytest.approx(20.0, abs=0.3)

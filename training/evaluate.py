@@ -624,12 +624,14 @@ class MethodResult:
     rows: per-triplet dicts with :data:`ROW_COLUMNS` keys (floats, NaN = not applicable,
     "missing" = weights absent); timing_ms: {size: median ms} or None when not measured;
     missing: metric -> reason; clip: whether CLIP was requested; previews: (triplet, output
-    thumbnail (1, 3, h, w)) of the first triplets, for the grid.
+    thumbnail (1, 3, h, w)) of the first triplets, for the grid; scale_psnr: dB agreement of the
+    smallest and largest timed frames (:func:`scale_agreement`), None when not measured.
     """
 
     name: str
     rows: list[dict[str, Any]]
     timing_ms: dict[str, float] | None = None
+    scale_psnr: float | None = None
     missing: dict[str, str] = field(default_factory=dict)
     clip: bool = False
     previews: list[tuple[Triplet, torch.Tensor]] = field(default_factory=list)
@@ -685,6 +687,8 @@ def evaluate(
         first = triplets[0]
         image = load_image(first.input)
         result.timing_ms = time_retoucher(retoucher, image, first.instruction, timing_sizes, timing_repeats)
+        frames = sorted(timing_sizes.values(), key=lambda hw: hw[0] * hw[1])
+        result.scale_psnr = scale_agreement(retoucher, image, first.instruction, frames[0], frames[-1])
     return result
 
 
@@ -713,6 +717,21 @@ def time_retoucher(
                 times.append(time.perf_counter() - start)
         timings[label] = 1000.0 * statistics.median(times)
     return timings
+
+
+def scale_agreement(
+    retoucher: Retoucher, image: torch.Tensor, instruction: str, small: tuple[int, int], large: tuple[int, int]
+) -> float:
+    """PSNR (dB) between the retoucher's output on ``image`` resized to ``small`` and its output
+    on ``image`` resized to ``large``, area-downscaled to ``small``: does the edit depend on the
+    resolution it is run at? Frames are (height, width), transposed for a portrait image."""
+    portrait = image.shape[-2] > image.shape[-1]
+    small, large = ((w, h) if portrait else (h, w) for h, w in (small, large))
+    with torch.inference_mode():
+        reference = retoucher(_resize(image, small), instruction).clamp(0, 1)
+        big = retoucher(_resize(image, large), instruction).clamp(0, 1)
+    mse = float((F.interpolate(big, size=small, mode="area") - reference).square().mean())
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
 
 
 # --------------------------------------------------------------------------------------------
@@ -760,6 +779,7 @@ def summarize(result: MethodResult) -> dict[str, Any]:
         "metrics": means,
         "direction": direction,
         "timing_ms": result.timing_ms,
+        "scale_psnr": result.scale_psnr,
         "missing": dict(result.missing),
     }
 
@@ -788,12 +808,15 @@ def _timing_labels(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
 def format_markdown(summaries: Sequence[Mapping[str, Any]], title: str = "Evaluation") -> str:
     """summary.md: the paper's table, the per-attribute direction accuracy, and what was missing."""
     labels = _timing_labels(summaries)
+    scaled = any(s.get("scale_psnr") is not None for s in summaries)
     header = ["method", *(LABELS[m] for m in TABLE_METRICS), *(f"ms@{k}" for k in labels)]
+    header += [f"{labels[0]}≈{labels[-1]} dB↑"] if scaled else []
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         cells = [s["name"], *(_cell(s["metrics"][m], DECIMALS.get(m, 4)) for m in TABLE_METRICS)]
         timing = s["timing_ms"]
         cells += [_cell(None if timing is None else timing.get(k, math.nan), 1) for k in labels]
+        cells += [_cell(s.get("scale_psnr"), 2)] if scaled else []
         lines.append("| " + " | ".join(cells) + " |")
 
     axes = [a for a in PROXIES if any(a in s["direction"] for s in summaries)]
