@@ -225,3 +225,12 @@ def test_attention_levels_place_cross_attention_where_asked():
     assert out.shape == (1, 4, 8, 8)
     with pytest.raises(ValueError, match="attention_levels"):
         build_tiny_teacher(TinyTeacherConfig(block_out_channels=(8, 16), attention_levels=(2,)))
+
+
+def test_latent_scale_sets_the_pixel_codec_scaling():
+    image = torch.rand(1, 3, 16, 16)
+    default = build_tiny_teacher(TinyTeacherConfig(), seed=0).codec
+    scaled = build_tiny_teacher(TinyTeacherConfig(latent_scale=1.0), seed=0).codec
+    assert scaled.scaling_factor == 1.0
+    torch.testing.assert_close(scaled.encode(image), default.encode(image) / default.scaling_factor)
+    torch.testing.assert_close(scaled.decode(scaled.encode(image)), default.decode(default.encode(image)))

@@ -29,6 +29,10 @@ class TinyTeacherConfig:
         cross_attention_dim: = text hidden size.
         text_layers / text_heads / max_length: CLIP text encoder size and context length.
         vae_block_out_channels: VAE widths (downscale 2^(n-1)).
+        latent_scale: the pixel codec's ``scaling_factor`` (None: its default, which leaves photo
+            latents at a standard deviation of about 0.26). Diffusion assumes roughly unit-variance
+            latents, as Stable Diffusion's 0.18215 gives its VAE: with 0.26 the signal is gone early
+            in the noise schedule and the x0 estimate at high noise is poor.
         prediction_type: ``"epsilon"`` (SD 1.x, the paper) or ``"v_prediction"``.
     """
 
@@ -44,6 +48,7 @@ class TinyTeacherConfig:
     text_heads: int = 2
     max_length: int = 16
     vae_block_out_channels: tuple[int, ...] = (16, 32)
+    latent_scale: float | None = None
     num_train_timesteps: int = 1000
     prediction_type: str = "epsilon"
 
@@ -102,7 +107,7 @@ def build_tiny_teacher(config: TinyTeacherConfig | None = None, seed: int = 0) -
         )
         encoder = CLIPTextModel(text_config)
         if config.codec == "pixel":
-            codec = PixelCodec(factor=2, latent_channels=config.latent_channels)
+            codec = PixelCodec(factor=2, latent_channels=config.latent_channels, scaling_factor=config.latent_scale)
         elif config.codec == "vae":
             n = len(config.vae_block_out_channels)
             codec = VAECodec(AutoencoderKL(
