@@ -370,7 +370,7 @@ class LowResEditor:
         if self.kind == "teacher":
             return self.model.sample(low, [instruction], steps=self.steps,
                                      generator=torch.Generator().manual_seed(self.seed))
-        return self.model.codec.decode(self.model.predict(low, [instruction]).x0)
+        return self.model.codec.decode(self.model.predict(low, [instruction], with_grid=False).x0)
 
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor, instruction: str = "") -> torch.Tensor:

@@ -137,11 +137,11 @@ class BilateralStudentNet(nn.Module):
         return StudentOutput(x0, grid, guide)
 
     @torch.no_grad()
-    def predict(self, image_low: torch.Tensor, prompts: Sequence[str]) -> StudentOutput:
+    def predict(self, image_low: torch.Tensor, prompts: Sequence[str], with_grid: bool = True) -> StudentOutput:
         """(B, 3, h, w) low-res images (sides multiples of :attr:`size_multiple`) + B prompts ->
-        outputs with the deterministic inference noise."""
+        outputs with the deterministic inference noise (``with_grid`` as in :meth:`forward`)."""
         image_latent = self.image_condition(image_low)
-        return self(self.inference_noise(image_latent), image_latent, self.text(list(prompts)))
+        return self(self.inference_noise(image_latent), image_latent, self.text(list(prompts)), with_grid)
 
     # ------------------------------------------------------------------------------------- I/O
     def config_dict(self) -> dict:

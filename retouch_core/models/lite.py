@@ -165,7 +165,7 @@ class LiteRetouchModel(RetouchModel, nn.Module):
         """(B, 3, H, W) + B plans -> (B, 12, D, 1, 1): each plan's recipe grid minus the identity
         (zero for plans without recipe, e.g. auto mode), fitted for the current guide."""
         depth = self.config.grid_depth
-        guide = GuideParams(*(t.detach() for t in self.guide.params().tensors()))
+        guide = self.frozen_guide()
         offsets = torch.zeros(len(plans), GRID_CHANNELS, depth, 1, 1, device=image.device)
         eye = identity_grid(1, depth, 1, 1, device=image.device)
         for i, plan in enumerate(plans):
@@ -180,8 +180,11 @@ class LiteRetouchModel(RetouchModel, nn.Module):
             grid = grid_from_params(image, plan.to_params())
             return RetouchGrid(grid.grid, None, grid.source_size, f"{self.name} (exact param render): {grid.label}")
         grid = self.predict_grids(image.float(), [plan])
-        guide = GuideParams(*(t.detach() for t in self.guide.params().tensors()))
-        return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
+        return RetouchGrid(grid, self.frozen_guide(), tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
+
+    def frozen_guide(self) -> GuideParams:
+        """The learned guide's current parameters, detached (batch 1)."""
+        return GuideParams(*(t.detach() for t in self.guide.params().tensors()))
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """One .safetensors file: weights, config and free-form metadata (e.g. training command)."""
