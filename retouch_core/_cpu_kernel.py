@@ -18,6 +18,13 @@ GUIDE_LINEAR = 0  # z = clamp(mix . clamp(rgb) + bias): luminance and the identi
 GUIDE_MAP = 1  # z read from a precomputed map
 GUIDE_LEARNED = 2  # full HDRNet guide: colour mix, monotone curves, 1x1 mix
 
+
+
+def set_thread_count(threads: int) -> None:
+    """Run the kernel on ``threads`` threads (capped at numba's pool size)."""
+    nb.set_num_threads(max(1, min(threads, nb.config.NUMBA_NUM_THREADS)))
+
+
 # FMA contraction only: the full fastmath set assumes no NaN/Inf and would delete the checks.
 _FASTMATH = {"contract"}
 

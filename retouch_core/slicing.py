@@ -23,6 +23,7 @@ the banding.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -176,17 +177,35 @@ def _slice_cpu_kernel(rgb, grid, guide_map, params) -> torch.Tensor:
     grid = grid.float().expand(-1, -1, *(max(2, n) for n in grid.shape[2:]))
     grid_cl = grid.permute(0, 3, 4, 2, 1).contiguous()  # (N, H_g, W_g, D, 12)
     out = torch.empty(batch, 3, height, width, dtype=torch.float32)
-    for b in range(batch):
-        if guide_map is not None:
-            mode, zmap = kernel.GUIDE_MAP, guide_map[b % guide_map.shape[0], 0].float().contiguous().numpy()
-        else:
-            mode, zmap = _guide_mode(params.select(b), kernel), np.zeros((1, 1), np.float32)
-        p = [t[0].detach().float().contiguous().numpy() for t in (params or GuideParams.identity()).select(b).tensors()]
-        bad = kernel.slice_apply_image(image[b].numpy(), grid_cl[b % grid_cl.shape[0]].numpy(), mode, zmap, *p[:4], float(p[4]), out[b].numpy())
-        if bad:
-            culprit = "guide" if torch.isfinite(image[b]).all() else "image"
-            raise ValueError(f"{culprit} contains NaN or Inf values (image {b} of the batch)")
+    with _torch_thread_budget(kernel):
+        for b in range(batch):
+            if guide_map is not None:
+                mode, zmap = kernel.GUIDE_MAP, guide_map[b % guide_map.shape[0], 0].float().contiguous().numpy()
+            else:
+                mode, zmap = _guide_mode(params.select(b), kernel), np.zeros((1, 1), np.float32)
+            p = [t[0].detach().float().contiguous().numpy() for t in (params or GuideParams.identity()).select(b).tensors()]
+            bad = kernel.slice_apply_image(image[b].numpy(), grid_cl[b % grid_cl.shape[0]].numpy(), mode, zmap, *p[:4], float(p[4]), out[b].numpy())
+            if bad:
+                culprit = "guide" if torch.isfinite(image[b]).all() else "image"
+                raise ValueError(f"{culprit} contains NaN or Inf values (image {b} of the batch)")
     return out
+
+
+@contextlib.contextmanager
+def _torch_thread_budget(kernel):
+    """Run numba on torch's thread count and leave that count as it was.
+
+    Numba's OpenMP layer starts its pool with ``omp_set_num_threads(NUMBA_NUM_THREADS)``, and
+    OpenMP's count is torch's too: without this, the first kernel call would silently undo
+    the user's ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` for every later torch op.
+    """
+    threads = torch.get_num_threads()
+    kernel.set_thread_count(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _guide_mode(params: GuideParams, kernel) -> int:

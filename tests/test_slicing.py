@@ -242,3 +242,22 @@ def test_apply_guide_batch_of_params(rng):
     guide = random_guide(2, rng)
     both = apply_guide(image, guide)
     torch.testing.assert_close(both[1:], apply_guide(image[1:], guide.select(1)))
+
+
+def test_cpu_kernel_keeps_torch_thread_count():
+    """Numba's OpenMP pool start resets the process-wide thread count; the user's count must
+    survive it. A fresh interpreter, because the pool starts once per process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from retouch_core.grid import identity_grid\n"
+        "from retouch_core.slicing import slice_and_apply\n"
+        "torch.set_num_threads(1)\n"
+        "slice_and_apply(torch.rand(1, 3, 8, 8), identity_grid(depth=4, height=2, width=2), backend='cpu_kernel')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]

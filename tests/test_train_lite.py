@@ -81,7 +81,8 @@ def test_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path):
     torch.manual_seed(0)
     full = train(dataset, tmp_path / "full", CONFIG, progress=False)
     torch.manual_seed(0)
-    train(dataset, tmp_path / "cut", CONFIG, max_minutes=1e-9, progress=False)  # stops after one step
+    cut = train(dataset, tmp_path / "cut", CONFIG, progress=False, max_steps=1)
+    assert cut["step"] == 1
     resumed = train(dataset, tmp_path / "cut", CONFIG, progress=False)
     assert resumed["step"] == full["step"] == 3
     a = export(tmp_path / "full", tmp_path / "a.safetensors")

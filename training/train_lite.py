@@ -161,8 +161,13 @@ def evaluate_psnr(model: LiteRetouchModel, dataset: TripletDataset, plans: PlanC
     return sum(scores) / max(1, len(scores))
 
 
-def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: float | None = None, progress=True) -> dict:
-    """Train (or resume) and return the final state (step, epoch, held-out PSNR history)."""
+def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: float | None = None, progress=True,
+          max_steps: int | None = None) -> dict:
+    """Train (or resume) and return the final state (step, epoch, held-out PSNR history).
+
+    ``max_minutes`` and ``max_steps`` (total optimizer steps, counted across resumes) stop the
+    run early and resumably; running again continues where it stopped.
+    """
     torch.manual_seed(config.seed)
     run.mkdir(parents=True, exist_ok=True)
     train_set = TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
@@ -185,12 +190,17 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
     steps_per_epoch = len(train_set) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
+    step_limit = math.inf if max_steps is None else max_steps
+
+    def should_stop() -> bool:
+        return time.monotonic() >= deadline or state["step"] >= step_limit
+
     log = (run / "log.jsonl").open("a")
     if lpips_model is None:
         print(f"LPIPS term off: {lpips_note}")
     model.train()
     bar = _progress_bar(total_steps, state["step"], progress)
-    while state["epoch"] < config.epochs and time.monotonic() < deadline:
+    while state["epoch"] < config.epochs and not should_stop():
         train_set.set_epoch(state["epoch"])
         order = _epoch_order(len(train_set), config.seed, state["epoch"])
         for b in range(state["batch_in_epoch"], steps_per_epoch):
@@ -211,7 +221,7 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
             if state["step"] % config.checkpoint_every == 0:
                 log.flush()
                 save_checkpoint(run, model, optimizer, state)
-            if time.monotonic() >= deadline:
+            if should_stop():
                 break
         if state["batch_in_epoch"] >= steps_per_epoch:
             psnr = evaluate_psnr(model, heldout, plans, config) if len(heldout) else float("nan")
@@ -261,6 +271,7 @@ def register(subparsers) -> None:
     parser.add_argument("--init-from", dest="init_from", help="start a new run from this lite model file's weights")
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this long")
+    parser.add_argument("--max-steps", type=int, help="stop (resumably) at this total optimizer step")
     parser.add_argument("--export", type=Path, help="write the final model file here")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=_run)
@@ -268,7 +279,7 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     config = TrainLiteConfig.from_yaml(args.config, epochs=args.epochs, batch_size=args.batch_size, init_from=args.init_from)
-    state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress)
+    state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress, max_steps=args.max_steps)
     print(f"step {state['step']}, epoch {state['epoch']}/{config.epochs}; checkpoint in {args.run}")
     if args.export:
         print(f"wrote {export(args.run, args.export, {'dataset': str(args.dataset)})}")
