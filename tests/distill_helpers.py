@@ -1,4 +1,5 @@
-"""Shared offline fixtures of the teacher / distillation tests: a tiny make-dataset folder."""
+"""Shared offline fixtures of the teacher / distillation tests: a tiny make-dataset folder and a
+tiny bilateral student."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from retouch_core.models.adapter import AdapterConfig
+from retouch_core.models.bilateral_student import BilateralStudentNet, StudentConfig
+from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
 
 INSTRUCTIONS = ("make it warmer", "brighter please", "more contrast", "")
 
@@ -30,3 +36,21 @@ def write_tiny_dataset(root: Path, count: int = 4, size: int = 64, seed: int = 0
                         "subset": "style" if INSTRUCTIONS[i % len(INSTRUCTIONS)] else "auto", "split": "train"})
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return root
+
+
+TINY_ADAPTER = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1,
+                             feature_blocks=("mid", "up0", "up1"), guide_knots=4)
+
+
+def tiny_student(codec: str = "pixel", seed: int = 0):
+    """-> (tiny teacher, ``BilateralStudentNet`` initialised from it with ``TINY_ADAPTER``)."""
+    teacher = build_tiny_teacher(TinyTeacherConfig(codec=codec), seed=seed)
+    return teacher, BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=TINY_ADAPTER))
+
+
+def perturb_adapter(net: BilateralStudentNet) -> BilateralStudentNet:
+    """Moves the adapter off its near-identity init (in place), so its grids are a real edit."""
+    with torch.no_grad():
+        for p in net.adapter.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return net

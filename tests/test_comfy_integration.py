@@ -10,27 +10,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from comfy_live import HARNESS, ROOT, SNAPSHOT, comfy_python, live_object_info, snapshot_of, write_tiny_clip
+from distill_helpers import perturb_adapter, tiny_student
+from retouch_core.models import load_retouch_model
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
+PHOTO = Path(COMFYUI_PATH or ".") / "input" / "example.png"
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH or not HARNESS.is_file(), reason="needs COMFYUI_PATH and the harness")
+
+
+def _run_harness(tmp_path: Path, workflows: list[str], *extra: str) -> dict:
+    """Runs ``workflows`` in a real ComfyUI with ``tmp_path / "models"`` as its models folder;
+    -> the harness report."""
+    command = [
+        sys.executable, str(HARNESS), str(ROOT), COMFYUI_PATH, *workflows,
+        "--python", comfy_python(), "--pack-name", "instantretouch", "--input-file", str(PHOTO),
+        "--models-dir", str(tmp_path / "models"), "--report-json", str(tmp_path / "report.json"), *extra,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return json.loads((tmp_path / "report.json").read_text())
 
 
 def test_api_workflows_run_in_real_comfyui(tmp_path):
     write_tiny_clip(tmp_path / "models")
     workflows = sorted(str(p) for p in (ROOT / "workflows" / "api").glob("*.json"))
-    command = [
-        sys.executable, str(HARNESS), str(ROOT), COMFYUI_PATH, *workflows,
-        "--python", comfy_python(), "--pack-name", "instantretouch",
-        "--input-file", str(Path(COMFYUI_PATH) / "input" / "example.png"),
-        "--models-dir", str(tmp_path / "models"), "--report-json", str(tmp_path / "report.json"),
-        "--expect-node", "InstantRetouchApplyGrid", "--cleanup",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = _run_harness(tmp_path, workflows, "--expect-node", "InstantRetouchApplyGrid", "--cleanup")
     assert not report["import_problems"]
     assert all(w["ok"] for w in report["workflows"]) and len(report["workflows"]) == len(workflows)
 
@@ -38,50 +48,27 @@ def test_api_workflows_run_in_real_comfyui(tmp_path):
 def test_exported_student_loads_and_retouches_in_real_comfyui(tmp_path):
     """A distilled student exported by training loads in the loader node (its diffusers and
     transformers imports must be in the pack's requirements) and gives the in-process result."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from retouch_core.models import load_retouch_model
-    from retouch_core.models.adapter import AdapterConfig
-    from retouch_core.models.bilateral_student import BilateralStudentNet, StudentConfig
-    from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
-
-    adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1,
-                            feature_blocks=("mid", "up0", "up1"), guide_knots=4)
-    net = BilateralStudentNet.from_teacher(build_tiny_teacher(TinyTeacherConfig(), seed=0),
-                                           StudentConfig(resolution=32, adapter=adapter))
-    with torch.no_grad():  # off the identity init, so the edit is visible
-        for p in net.adapter.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    student = net.save(tmp_path / "models" / "retouch" / "student.safetensors", label="test")
+    student = perturb_adapter(tiny_student()[1]).save(tmp_path / "models" / "retouch" / "student.safetensors")
     instruction = "warmer and brighter"
     workflow = {
-        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
-        "2": {"class_type": "InstantRetouchLoadModel", "inputs": {"model_name": "student.safetensors"}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": PHOTO.name}},
+        "2": {"class_type": "InstantRetouchLoadModel", "inputs": {"model_name": student.name}},
         "3": {"class_type": "InstantRetouchPredictGrid",
               "inputs": {"model": ["2", 0], "image": ["1", 0], "instruction": instruction}},
         "4": {"class_type": "InstantRetouchApplyGrid", "inputs": {"image": ["1", 0], "grid": ["3", 0]}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "student"}},
     }
     (tmp_path / "student.json").write_text(json.dumps(workflow))
-    photo = Path(COMFYUI_PATH) / "input" / "example.png"
-    command = [
-        sys.executable, str(HARNESS), str(ROOT), COMFYUI_PATH, str(tmp_path / "student.json"),
-        "--python", comfy_python(), "--pack-name", "instantretouch", "--input-file", str(photo),
-        "--models-dir", str(tmp_path / "models"), "--workdir", str(tmp_path / "comfy"),
-        "--report-json", str(tmp_path / "report.json"),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    [output] = json.loads((tmp_path / "report.json").read_text())["workflows"][0]["outputs"]
+    report = _run_harness(tmp_path, [str(tmp_path / "student.json")], "--workdir", str(tmp_path / "comfy"))
+    [output] = report["workflows"][0]["outputs"]
     got = np.asarray(Image.open(output["path"]).convert("RGB"), dtype=np.float32) / 255
-    image = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255)
+    image = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32) / 255)
     with torch.inference_mode():
         expected = load_retouch_model(student)(image.permute(2, 0, 1)[None], instruction)[0].permute(1, 2, 0)
     expected = expected.clamp(0, 1).numpy()
     assert np.abs(got - image.numpy()).max() > 10 / 255  # the student really edited
     assert np.abs(got - expected).max() <= 1.5 / 255  # and as it does outside ComfyUI (8-bit PNG)
+
 
 def test_schema_snapshot_is_current():
     live = snapshot_of(live_object_info(Path(COMFYUI_PATH)))

@@ -14,24 +14,16 @@ from retouch_core.models.adapter import (
     capture_features,
     guide_from_vector,
 )
-from retouch_core.models.bilateral_student import BilateralStudent, BilateralStudentNet, StudentConfig, is_student_file
-from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
+from retouch_core.models.bilateral_student import BilateralStudent, BilateralStudentNet, is_student_file
 from retouch_core.slicing import slice_and_apply
+
+from distill_helpers import perturb_adapter, tiny_student
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ADAPTER = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1,
-                        feature_blocks=("mid", "up0", "up1"), guide_knots=4)
-
-
-def _student(codec="pixel", seed=0):
-    teacher = build_tiny_teacher(TinyTeacherConfig(codec=codec), seed=seed)
-    return teacher, BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=ADAPTER))
-
-
 @pytest.fixture(scope="module")
 def pair():
-    return _student()
+    return tiny_student()
 
 
 def test_student_output_shapes_and_identity_init(pair):
@@ -80,10 +72,7 @@ def test_adapter_gradients_reach_grid_and_guide():
 
 @pytest.mark.parametrize("codec", ["pixel", "vae"])
 def test_export_then_load_retouch_model_gives_identical_grids(codec, tmp_path):
-    _, net = _student(codec, seed=3)
-    with torch.no_grad():  # move the adapter off its near-identity init so the check is meaningful
-        for p in net.adapter.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    net = perturb_adapter(tiny_student(codec, seed=3)[1])  # a real edit, so the check is meaningful
     path = net.save(tmp_path / "student.safetensors", label="test")
     assert is_student_file(path) and not is_student_file(tmp_path / "nope.safetensors")
     loaded = load_retouch_model(path)
