@@ -13,11 +13,11 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
-from ..retouch_core.clip_score import load_clip
-from ..retouch_core.grid_io import RetouchGrid
-from ..retouch_core.matcher import parse_instruction
+from ..retouch_core.language.clip_score import load_clip
+from ..retouch_core.formats.grid_files import RetouchGrid
+from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
-from ..retouch_core.params import PARAM_RANGES
+from ..retouch_core.language.params import PARAM_RANGES
 from . import logic
 from .luts import export_cube, import_cube
 from .scoring import score_instruction

@@ -12,9 +12,9 @@ from typing import Callable
 
 import torch
 
-from ..retouch_core.blend import regional_blend
-from ..retouch_core.grid_io import RetouchGrid
-from ..retouch_core.image import bchw_to_comfy, comfy_to_bchw
+from ..retouch_core.engine.blend import regional_blend
+from ..retouch_core.formats.grid_files import RetouchGrid
+from ..retouch_core.engine.checks import bchw_to_comfy, comfy_to_bchw
 
 Progress = Callable[[int, int], None]
 
@@ -110,7 +110,7 @@ def blend_regions(
 
 def _blend_two_guides(pixels, first: RetouchGrid, second: RetouchGrid, mask, feather) -> torch.Tensor:
     """Blend outputs of two grids that slice with different guides."""
-    from ..retouch_core.blend import prepare_mask
+    from ..retouch_core.engine.blend import prepare_mask
 
     a, b = first.apply(pixels).float(), second.apply(pixels).float()
     weight = prepare_mask(mask[None], 1, pixels.shape[-2], pixels.shape[-1], feather).to(a.device)
@@ -152,7 +152,7 @@ def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progre
 
 def stack_grids(grids: list[RetouchGrid]) -> RetouchGrid:
     """Batch-1 grids of one size -> one grid with a batch of len(grids)."""
-    from ..retouch_core.guide import GuideParams
+    from ..retouch_core.engine.guide import GuideParams
 
     first = grids[0]
     if len(grids) == 1:
@@ -169,8 +169,8 @@ def param_grids(
     image: torch.Tensor, values: dict[str, float], params_json: str = "", progress: Progress = _no_progress
 ) -> RetouchGrid:
     """Renderer sliders (plus optional JSON such as a tone curve) -> one fitted grid per image."""
-    from ..retouch_core.models.rule_based import grid_from_params
-    from ..retouch_core.params import RetouchParams
+    from ..retouch_core.models.predictors.rule_based import grid_from_params
+    from ..retouch_core.language.params import RetouchParams
 
     check_comfy_image(image)
     merged = {name: value for name, value in values.items() if value != 0}
@@ -195,7 +195,7 @@ def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Te
     """
     import torch.nn.functional as F
 
-    from ..retouch_core.fit import fit_grid
+    from ..retouch_core.engine.fit import fit_grid
 
     check_comfy_image(image)
     check_comfy_image(edited, "edited")

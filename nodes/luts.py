@@ -1,15 +1,15 @@
 """.cube LUT export and import for the nodes, without ComfyUI.
 
 A LUT can only hold the global part of an edit: export averages the grid over the image
-(:func:`~retouch_core.lut.spatial_mean_grid`); import gives a spatially constant grid.
+(:func:`~retouch_core.engine.lut.spatial_mean_grid`); import gives a spatially constant grid.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..retouch_core.grid_io import RetouchGrid
-from ..retouch_core.lut import grid_to_lut, load_cube, lut_to_grid, write_cube
+from ..retouch_core.formats.grid_files import RetouchGrid
+from ..retouch_core.engine.lut import grid_to_lut, load_cube, lut_to_grid, write_cube
 
 
 def export_cube(grid: RetouchGrid, folder: Path, stem: str, size: int = 33, index: int = 0) -> Path:

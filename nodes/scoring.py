@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..retouch_core.attributes import default_bank
-from ..retouch_core.clip_score import ClipScorer, alignment_loss, attribute_scores
-from ..retouch_core.image import comfy_to_bchw
-from ..retouch_core.matcher import parse_instruction
+from ..retouch_core.language.attributes import default_bank
+from ..retouch_core.language.clip_score import ClipScorer, alignment_loss, attribute_scores
+from ..retouch_core.engine.checks import comfy_to_bchw
+from ..retouch_core.language.matcher import parse_instruction
 
 
 @dataclass(frozen=True)

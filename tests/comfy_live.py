@@ -53,7 +53,7 @@ def write_tiny_clip(models_dir: Path) -> None:
     """A tiny random open_clip model where the CLIP workflow expects ViT-B-32 (no download)."""
     from safetensors.torch import save_file
 
-    from retouch_core.clip_score import CONFIG_NAME, tiny_clip
+    from retouch_core.language.clip_score import CONFIG_NAME, tiny_clip
 
     folder = models_dir / "retouch_clip" / "ViT-B-32"
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from retouch_core.models.adapter import AdapterConfig
-from retouch_core.models.bilateral_student import BilateralStudentNet, StudentConfig
-from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
+from retouch_core.models.diffusion.adapter import AdapterConfig
+from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet, StudentConfig
+from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_teacher
 
 INSTRUCTIONS = ("make it warmer", "brighter please", "more contrast", "")
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from retouch_core.attributes import (
+from retouch_core.language.attributes import (
     GROUPS,
     HUE_PARAMS,
     KNOWN_PARAMS,
@@ -205,7 +205,7 @@ def test_clip_param_wraps_hues():
 
 def test_every_recipe_is_a_valid_retouch_params(bank):
     """Cross-check with the renderer's own parameter record when it exists."""
-    params = pytest.importorskip("retouch_core.params")
+    params = pytest.importorskip("retouch_core.language.params")
     assert dict(params.PARAM_RANGES) == dict(PARAM_RANGES)
     for name in bank:
         params.RetouchParams.from_dict(recipe_to_params({name: 1.0}, bank)).validate()

@@ -1,4 +1,4 @@
-"""The ``retouch`` command and the image I/O under it (retouch_core.cli, retouch_core.imageio).
+"""The ``retouch`` command and the image I/O under it (retouch_core.apps.cli, retouch_core.formats.image_files).
 
 Predicting or fitting a grid costs seconds on CPU, so only two tests do it (one instruction
 run, one --params run); every other CLI test applies the grid the instruction run saved.
@@ -15,8 +15,8 @@ import tifffile
 import torch
 from PIL import Image, ImageOps
 
-from retouch_core.cli import load_params, main
-from retouch_core.imageio import ImageInfo, read_image, write_image
+from retouch_core.apps.cli import load_params, main
+from retouch_core.formats.image_files import ImageInfo, read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""Tests for retouch_core.clip_score with a tiny random open_clip model (offline, no weights)."""
+"""Tests for retouch_core.language.clip_score with a tiny random open_clip model (offline, no weights)."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retouch_core import clip_score as C
+from retouch_core.language import clip_score as C
 
 PAIRS = [("a warm photo", "a cold photo"), ("a bright photo", "a dark photo"), ("a vivid photo", "a dull photo")]
 

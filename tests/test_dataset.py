@@ -23,12 +23,12 @@ import pytest
 import torch
 from PIL import Image
 
-from retouch_core.attributes import default_bank, recipe_to_params
-from retouch_core.matcher import parse_instruction
-from retouch_training import make_dataset as md
-from retouch_training import preview
-from retouch_training.data import TripletDataset
-from retouch_training.degrade import (
+from retouch_core.language.attributes import default_bank, recipe_to_params
+from retouch_core.language.matcher import parse_instruction
+from retouch_training.data import make_dataset as md
+from retouch_training.data import preview
+from retouch_training.data.dataset import TripletDataset
+from retouch_training.data.degradations import (
     DegradationConfig,
     FitConfig,
     Step,
@@ -39,7 +39,7 @@ from retouch_training.degrade import (
     render_masks,
     sample_degradation,
 )
-from retouch_training.instructions import (
+from retouch_training.data.instructions import (
     SIGNIFICANT,
     CaptionRequest,
     Captioner,
@@ -50,9 +50,9 @@ from retouch_training.instructions import (
     load_captioner,
     with_attempt,
 )
-from retouch_training.masks import MaskProvider, MaskSpec, ProceduralMaskProvider, render_mask
-from retouch_training.sources import holdout_value, load_photo, split_of
-from retouch_training.synth import SynthConfig
+from retouch_training.data.masks import MaskProvider, MaskSpec, ProceduralMaskProvider, render_mask
+from retouch_training.data.sources import holdout_value, load_photo, split_of
+from retouch_training.data.synthesis import SynthConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -134,7 +134,7 @@ def test_bad_files_skipped_and_listed(base, photo_dir):
 
 
 def test_low_light_folder_kept_on_request(photo_dir, tmp_path):
-    from retouch_training.sources import find_photos
+    from retouch_training.data.sources import find_photos
 
     paths, skipped = find_photos([str(photo_dir)], include_low_light=True)
     assert any(p.endswith("dark.png") for p in paths) and not any(s["kind"] == "low-light" for s in skipped)
@@ -303,7 +303,7 @@ def test_param_text_states_exact_values():
 def test_protocols():
     assert isinstance(ProceduralMaskProvider(), MaskProvider)
     assert isinstance(TemplateCaptioner(), Captioner)
-    assert isinstance(load_captioner("retouch_training.instructions:TemplateCaptioner"), Captioner)
+    assert isinstance(load_captioner("retouch_training.data.instructions:TemplateCaptioner"), Captioner)
 
     class TopHalf:
         """Stand-in for a segmentation model: the 'sky' is the top half."""
@@ -379,8 +379,8 @@ def test_resume_after_killed_process(base, photo_dir, tmp_path):
     killed = tmp_path / "killed"
     config = _config(photo_dir, killed)
     command = [sys.executable, "-c", (
-        "import sys; from retouch_training import make_dataset as md; from retouch_training.synth import SynthConfig;"
-        "from retouch_training.degrade import FitConfig;"
+        "import sys; from retouch_training.data import make_dataset as md; from retouch_training.data.synthesis import SynthConfig;"
+        "from retouch_training.data.degradations import FitConfig;"
         f"s = SynthConfig(size={SIZE}, seed={SEED}, fit=FitConfig(steps=20, resolution=48, lr=0.2));"
         f"md.make_dataset(md.DatasetConfig(({str(photo_dir)!r},), {str(killed)!r}, {PAIRS}, 1, "
         f"{_holdout_fraction(photo_dir)!r}, progress=False, synth=s))")]

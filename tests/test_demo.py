@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from retouch_core.demo import main
+from retouch_core.apps.demo import main
 
 
 def test_demo_writes_sheet_and_outputs(tmp_path, capsys):

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from distill_helpers import write_tiny_dataset
-from retouch_core.clip_score import alignment_loss, attribute_scores, tiny_clip
-from retouch_core.matcher import parse_instruction
-from retouch_training.data import TripletDataset
-from retouch_training.diffusion_config import DistillConfig, load_config
-from retouch_training.distill import DistillTrainer
-from retouch_training.losses import (
+from retouch_core.language.clip_score import alignment_loss, attribute_scores, tiny_clip
+from retouch_core.language.matcher import parse_instruction
+from retouch_training.data.dataset import TripletDataset
+from retouch_training.train.config import DistillConfig, load_config
+from retouch_training.train.distill import DistillTrainer
+from retouch_training.train.losses import (
     attribute_targets,
     clip_alignment,
     curriculum_low,
@@ -25,7 +25,7 @@ from retouch_training.losses import (
     out_of_gamut,
     vsd_loss,
 )
-from retouch_training.runtime import step_generator
+from retouch_training.train.runtime import step_generator
 from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")

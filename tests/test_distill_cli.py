@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from distill_helpers import write_tiny_dataset
-from retouch_core.matcher import parse_instruction
+from retouch_core.language.matcher import parse_instruction
 from retouch_core.models import load_retouch_model
-from retouch_core.models.bilateral_student import BilateralStudent
-from retouch_training import distill, train_teacher
-from retouch_training.diffusion_config import DistillConfig, TeacherTrainConfig, load_config
-from retouch_training.distill import DistillTrainer
-from retouch_training.runtime import ResumableBatchSampler
-from retouch_training.train_state import load_train_state
+from retouch_core.models.diffusion.bilateral_student import BilateralStudent
+from retouch_training.train import distill
+from retouch_training.train import teacher as train_teacher
+from retouch_training.train.config import DistillConfig, TeacherTrainConfig, load_config
+from retouch_training.train.distill import DistillTrainer
+from retouch_training.train.runtime import ResumableBatchSampler
+from retouch_training.train.state import load_train_state
 from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
@@ -110,7 +111,7 @@ def test_accelerate_launch_single_process_cpu_bf16(dataset_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
                "--num_machines", "1", "--mixed_precision", "bf16", "--dynamo_backend", "no",
-               "-m", "retouch_training.distill", "--config", str(CONFIGS / "tiny_smoke.yaml"),
+               "-m", "retouch_training.train.distill", "--config", str(CONFIGS / "tiny_smoke.yaml"),
                "--dataset", str(dataset_dir), "--output-dir", str(out), "--max-steps", "1",
                "--set", "generator_timestep=500", "--set", "run.checkpoint_every=1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)

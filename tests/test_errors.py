@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from retouch_core.blend import prepare_mask, regional_blend
-from retouch_core.grid import grid_from_affine, identity_grid, scale_grid
-from retouch_core.image import comfy_to_bchw
-from retouch_core.slicing import slice_and_apply
+from retouch_core.engine.blend import prepare_mask, regional_blend
+from retouch_core.engine.grid import grid_from_affine, identity_grid, scale_grid
+from retouch_core.engine.checks import comfy_to_bchw
+from retouch_core.engine.slicing import slice_and_apply
 
 BACKENDS = ["grid_sample", "gather", "cpu_kernel"]
 IMAGE = torch.rand(2, 3, 8, 8)

@@ -1,4 +1,4 @@
-"""Tests for retouch_training.evaluate: metric paths against independently computed values on
+"""Tests for retouch_training.eval.evaluate: metric paths against independently computed values on
 constructed images, the CIELAB direction proxies, every way of supplying outputs (callable,
 folder, shell command, model name), triplets from pairs and manifests, and the written report."""
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from retouch_training import evaluate as E
+from retouch_training.eval import evaluate as E
 
 skdata = pytest.importorskip("skimage.data")
 skcolor = pytest.importorskip("skimage.color")
@@ -250,7 +250,7 @@ EDITS = {
     ],
 )
 def test_direction_proxies(instruction, edit, axis, hit):
-    from retouch_core.matcher import parse_instruction
+    from retouch_core.language.matcher import parse_instruction
 
     x = _photo("astronaut", 48)
     axes = E.instructed_axes(parse_instruction(instruction))
@@ -266,14 +266,14 @@ def test_instruction_without_proxy_is_not_applicable(tmp_path):
 
 
 def test_clip_direction_matches_edit_direction(tmp_path):
-    from retouch_core.clip_score import edit_direction, tiny_clip
+    from retouch_core.language.clip_score import edit_direction, tiny_clip
 
     scorer = tiny_clip()
     (t,) = _pairs(tmp_path, size=32, instruction="brighter and warmer")
     result = _run(brighten, [t], clip=scorer)
     row = result.rows[0]
     x = E.load_image(t.input)
-    bank = __import__("retouch_core.attributes", fromlist=["default_bank"]).default_bank()
+    bank = __import__("retouch_core.language.attributes", fromlist=["default_bank"]).default_bank()
     pairs = [(bank[n].positive, bank[n].negative) for n in ("brightness", "warmth")]
     expected = edit_direction(scorer, x, brighten(x), pairs, [1.0, 1.0]).moved.float().mean().item()
     assert row["clip_n"] == 2 and row["clip_dir"] == pytest.approx(expected)
@@ -392,7 +392,7 @@ def test_timing_uses_frame_sizes_and_transposes_portrait():
 def test_cli_end_to_end_report(tmp_path, capsys):
     from safetensors.torch import save_file
 
-    from retouch_core.clip_score import CONFIG_NAME, tiny_clip
+    from retouch_core.language.clip_score import CONFIG_NAME, tiny_clip
 
     triplets = _pairs(tmp_path, names=("astronaut", "coffee"), size=32, instruction="brighter")
     outs = tmp_path / "baseline"
@@ -487,7 +487,7 @@ def test_grid_fit_oracle_reaches_a_global_edit(tmp_path):
     from PIL import Image
     from skimage import data
 
-    from retouch_training.evaluate import GridFitOracle, Triplet, evaluate
+    from retouch_training.eval.evaluate import GridFitOracle, Triplet, evaluate
 
     photo = data.astronaut()[::4, ::4]
     Image.fromarray(photo).save(tmp_path / "in.png")
@@ -498,8 +498,8 @@ def test_grid_fit_oracle_reaches_a_global_edit(tmp_path):
 
 def test_low_res_editors_run_the_teacher_and_the_student_xhat(tmp_path):
     from retouch_core.models import low_res_copy
-    from retouch_core.models.bilateral_student import BilateralStudentNet, resize_to_multiple
-    from retouch_core.models.tiny import build_tiny_teacher
+    from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet, resize_to_multiple
+    from retouch_core.models.diffusion.tiny import build_tiny_teacher
 
     teacher = build_tiny_teacher(seed=0).eval()
     teacher.save_pretrained(tmp_path / "teacher")

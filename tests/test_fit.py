@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from retouch_core.fit import downsample, fit_grid, fit_grid_to_edit
-from retouch_core.grid import identity_grid
-from retouch_core.guide import GuideParams
-from retouch_core.slicing import slice_and_apply
+from retouch_core.engine.fit import downsample, fit_grid, fit_grid_to_edit
+from retouch_core.engine.grid import identity_grid
+from retouch_core.engine.guide import GuideParams
+from retouch_core.engine.slicing import slice_and_apply
 
 data = pytest.importorskip("skimage.data")
 SHARED = Path("/work/shared/data")
@@ -231,8 +231,8 @@ def test_full_resolution_pair_both_resamplings(astronaut):
 
 
 def test_render_edits(astronaut):
-    render_mod = pytest.importorskip("retouch_core.render")
-    params_mod = pytest.importorskip("retouch_core.params")
+    render_mod = pytest.importorskip("retouch_core.language.render")
+    params_mod = pytest.importorskip("retouch_core.language.params")
     edits = [
         params_mod.RetouchParams(exposure=0.4, contrast=30, highlights=-40, shadows=30),
         params_mod.RetouchParams(temperature=25, tint=-10, vibrance=30, saturation=15),

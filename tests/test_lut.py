@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from retouch_core.fit import downsample, fit_grid_to_edit
-from retouch_core.grid import grid_from_affine, identity_grid
-from retouch_core.lut import (
+from retouch_core.engine.fit import downsample, fit_grid_to_edit
+from retouch_core.engine.grid import grid_from_affine, identity_grid
+from retouch_core.engine.lut import (
     CubeFormatError,
     apply_lut,
     edit_to_lut,
@@ -24,7 +24,7 @@ from retouch_core.lut import (
     spatial_mean_grid,
     write_cube,
 )
-from retouch_core.slicing import slice_and_apply
+from retouch_core.engine.slicing import slice_and_apply
 
 data = pytest.importorskip("skimage.data")
 
@@ -291,8 +291,8 @@ def test_lut_to_grid_of_a_tone_curve(astronaut):
 
 
 def test_params_to_lut(astronaut):
-    render = pytest.importorskip("retouch_core.render").render
-    params_mod = pytest.importorskip("retouch_core.params")
+    render = pytest.importorskip("retouch_core.language.render").render
+    params_mod = pytest.importorskip("retouch_core.language.params")
     params = params_mod.RetouchParams(temperature=25, tint=-10, vibrance=30, saturation=15, contrast=20)
     image = downsample(astronaut, 128 * 128)
     assert psnr(apply_lut(image, params_to_lut(params)), render(image, params)) >= 40

@@ -2,8 +2,8 @@
 
 import pytest
 
-from retouch_core.attributes import Attribute, AttributeBank, default_bank
-from retouch_core.matcher import (
+from retouch_core.language.attributes import Attribute, AttributeBank, default_bank
+from retouch_core.language.matcher import (
     AS_SHOT_KELVIN,
     INTENSITY_SLIGHT,
     INTENSITY_STRONG,

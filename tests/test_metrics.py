@@ -1,4 +1,4 @@
-"""Tests for retouch_training.metrics: known values on constructed images, published CIEDE2000
+"""Tests for retouch_training.eval.metrics: known values on constructed images, published CIEDE2000
 test data, skimage as an independent reference, and ordering under increasing distortion."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from retouch_training import metrics as M
+from retouch_training.eval import metrics as M
 
 skcolor = pytest.importorskip("skimage.color")
 skexposure = pytest.importorskip("skimage.exposure")

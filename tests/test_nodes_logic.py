@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-from retouch_core.clip_score import tiny_clip
+from retouch_core.language.clip_score import tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,8 @@ def mods(pack):
     return (
         importlib.import_module(f"{name}.nodes.logic"),
         importlib.import_module(f"{name}.nodes.scoring"),
-        importlib.import_module(f"{name}.retouch_core.grid_io"),
-        importlib.import_module(f"{name}.retouch_core.grid"),
+        importlib.import_module(f"{name}.retouch_core.formats.grid_files"),
+        importlib.import_module(f"{name}.retouch_core.engine.grid"),
     )
 
 
@@ -126,7 +126,7 @@ def test_same_aspect_other_resolution_is_fine(mods):
 
 def test_grid_file_round_trip(mods, tmp_path):
     _, _, grid_io, grid_mod = mods
-    guide_mod = importlib.import_module(grid_io.__name__.rsplit(".", 1)[0] + ".guide")
+    guide_mod = importlib.import_module(grid_mod.__name__.rsplit(".", 1)[0] + ".guide")
     grid = grid_io.RetouchGrid(
         torch.randn(2, 12, 3, 2, 2), guide_mod.GuideParams.identity(2), source_size=(480, 640), label="test"
     )
@@ -185,7 +185,7 @@ def test_cpu_kernel_cache_works_under_any_package_name():
     from pathlib import Path
 
     tests = Path(__file__).parent
-    body = "import torch; from {mod}.slicing import slice_and_apply; from {mod}.grid import identity_grid;" \
+    body = "import torch; from {mod}.engine.slicing import slice_and_apply; from {mod}.engine.grid import identity_grid;" \
            "print(float(slice_and_apply(torch.rand(1, 3, 8, 8), identity_grid(), backend='cpu_kernel').sum()))"
     pack = f"import sys; sys.path.insert(0, {str(tests)!r}); from conftest import load_pack; load_pack();"
     for code in (body.format(mod="retouch_core"), pack + body.format(mod="instantretouch_pack.retouch_core")):
@@ -225,8 +225,8 @@ def test_fit_from_low_res_example_reproduces_edit_at_full_res(pack):
 def test_cube_export_import_round_trip(pack, tmp_path):
     luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
     logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
-    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
     warm = torch.tensor([[1.1, 0.0, 0.0, 0.02], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.85, 0.0]])
     grid = grid_io.RetouchGrid(grid_mod.grid_from_affine(warm, 8, 4, 4), label="warm")
     path = luts.export_cube(grid, tmp_path, "look")
@@ -240,9 +240,9 @@ def test_cube_export_import_round_trip(pack, tmp_path):
 
 def test_regional_blend_of_grids_with_different_guides(pack):
     logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
-    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
-    guide_mod = importlib.import_module(f"{pack.__name__}.retouch_core.guide")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
+    guide_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.guide")
     learned = guide_mod.GuideParams.identity()
     learned = guide_mod.GuideParams(learned.ccm, learned.ccm_bias, learned.slopes * 0.5, learned.mix, learned.mix_bias)
     bright = grid_io.RetouchGrid(grid_mod.grid_from_affine(1.5 * torch.eye(3, 4), 4, 2, 2), learned)
@@ -257,8 +257,8 @@ def test_regional_blend_of_grids_with_different_guides(pack):
 
 def test_cube_title_with_quotes(pack, tmp_path):
     luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.grid_io")
-    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.grid")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
     grid = grid_io.RetouchGrid(grid_mod.identity_grid(), label='a "quoted"\nlabel')
     expected = 'TITLE "a ' + "'quoted'" + ' label"'
     assert expected in luts.export_cube(grid, tmp_path, "t").read_text()

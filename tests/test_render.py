@@ -18,7 +18,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.ndimage import gaussian_filter
 from skimage import color, data
 
-from retouch_core.params import (
+from retouch_core.language.params import (
     BANDS,
     PARAM_RANGES,
     SCALAR_FIELDS,
@@ -27,7 +27,7 @@ from retouch_core.params import (
     tensors_to_params,
     tone_curve_knots,
 )
-from retouch_core.render import CLARITY_SIGMA_FRACTION, band_mix, band_weights, render
+from retouch_core.language.render import CLARITY_SIGMA_FRACTION, band_mix, band_weights, render
 
 KODAK = Path("/work/shared/data/kodak24")
 

@@ -6,7 +6,7 @@ import torch
 from skimage import data
 
 from retouch_core.models import RuleBasedModel, load_retouch_model
-from retouch_core.models.rule_based import auto_params
+from retouch_core.models.predictors.rule_based import auto_params
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from retouch_core.grid import grid_from_affine, identity_grid, scale_grid
-from retouch_core.guide import GuideParams, LearnedGuide, apply_curves, apply_guide, luminance_guide
-from retouch_core.slicing import slice_and_apply
+from retouch_core.engine.grid import grid_from_affine, identity_grid, scale_grid
+from retouch_core.engine.guide import GuideParams, LearnedGuide, apply_curves, apply_guide, luminance_guide
+from retouch_core.engine.slicing import slice_and_apply
 
 BACKENDS = ["grid_sample", "gather", "cpu_kernel"]
 
 
 def naive_slice(image, grid, guide):
-    """Per-pixel loop, written from the convention in retouch_core.grid's docstring."""
+    """Per-pixel loop, written from the convention in retouch_core.engine.grid's docstring."""
     b_, _, h, w = image.shape
     _, _, d, gh, gw = grid.shape
     out = np.zeros((b_, 3, h, w))
@@ -252,8 +252,8 @@ def test_cpu_kernel_keeps_torch_thread_count():
 
     code = (
         "import torch\n"
-        "from retouch_core.grid import identity_grid\n"
-        "from retouch_core.slicing import slice_and_apply\n"
+        "from retouch_core.engine.grid import identity_grid\n"
+        "from retouch_core.engine.slicing import slice_and_apply\n"
         "torch.set_num_threads(1)\n"
         "slice_and_apply(torch.rand(1, 3, 8, 8), identity_grid(depth=4, height=2, width=2), backend='cpu_kernel')\n"
         "print(torch.get_num_threads())\n"

@@ -3,19 +3,19 @@
 import pytest
 import torch
 
-from retouch_core.grid import identity_grid
-from retouch_core.guide import GuideParams
-from retouch_core.matcher import parse_instruction
+from retouch_core.engine.grid import identity_grid
+from retouch_core.engine.guide import GuideParams
+from retouch_core.language.matcher import parse_instruction
 from retouch_core.models import load_retouch_model
-from retouch_core.models.adapter import (
+from retouch_core.models.diffusion.adapter import (
     AdapterConfig,
     BilateralAdapter,
     adapter_config_for_unet,
     capture_features,
     guide_from_vector,
 )
-from retouch_core.models.bilateral_student import BilateralStudent, BilateralStudentNet, is_student_file
-from retouch_core.slicing import slice_and_apply
+from retouch_core.models.diffusion.bilateral_student import BilateralStudent, BilateralStudentNet, is_student_file
+from retouch_core.engine.slicing import slice_and_apply
 
 from distill_helpers import perturb_adapter, tiny_student
 

@@ -9,17 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from retouch_core.models.diffusion import (
+from retouch_core.models.diffusion.schedule import (
     add_noise,
     eps_from_output,
     ip2p_guidance,
     training_target,
     x0_from_output,
 )
-from retouch_core.models.latent_codec import PixelCodec, codec_from_config
-from retouch_core.models.teacher import InstructPix2PixTeacher, guided_denoise, unet_with_image_channels
-from retouch_core.models.text_encoder import tiny_clip_tokenizer, tokenizer_from_files, tokenizer_to_files
-from retouch_core.models.tiny import TinyTeacherConfig, build_tiny_teacher
+from retouch_core.models.diffusion.codec import PixelCodec, codec_from_config
+from retouch_core.models.diffusion.teacher import InstructPix2PixTeacher, guided_denoise, unet_with_image_channels
+from retouch_core.models.diffusion.text_encoder import tiny_clip_tokenizer, tokenizer_from_files, tokenizer_to_files
+from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_teacher
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -86,7 +86,7 @@ def test_noise_conversions_invert_each_other():
 
 
 def test_one_step_generator_is_eq2():
-    from retouch_core.models.student import OneStepGenerator
+    from retouch_core.models.diffusion.student import OneStepGenerator
 
     abar = _abar()
     unet = StubUNet()  # with a zero image and text: eps_hat = 2 z + 0.999

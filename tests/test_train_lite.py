@@ -8,11 +8,11 @@ from PIL import Image
 from skimage import data
 
 from retouch_core.models import LiteRetouchModel, load_retouch_model
-from retouch_core.models.lite import LiteConfig
-from retouch_core.matcher import parse_instruction
-from retouch_training.checkpointing import load_checkpoint, save_checkpoint
-from retouch_training.data import TripletDataset
-from retouch_training.train_lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, losses, train
+from retouch_core.models.predictors.lite import LiteConfig
+from retouch_core.language.matcher import parse_instruction
+from retouch_training.train.checkpointing import load_checkpoint, save_checkpoint
+from retouch_training.data.dataset import TripletDataset
+from retouch_training.train.lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, losses, train
 
 CONFIG = TrainLiteConfig(crop_size=64, loss_size=32, batch_size=4, epochs=1, warmup_steps=1, checkpoint_every=2,
                          eval_records=4, lr=2e-3)
@@ -114,7 +114,7 @@ def test_untrained_model_is_identity():
 def test_untrained_recipe_prior_model_is_the_recipe_edit():
     """With the recipe prior, an untrained network returns the instruction's global recipe edit:
     the renderer's own output (independent reference) within fit accuracy; auto mode stays identity."""
-    from retouch_core.render import render
+    from retouch_core.language.render import render
 
     model = LiteRetouchModel(LiteConfig(recipe_prior=True))
     image = torch.from_numpy(data.astronaut()[::8, ::8].copy()).permute(2, 0, 1)[None].float() / 255

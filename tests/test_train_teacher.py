@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from distill_helpers import write_tiny_dataset
-from retouch_core.models.teacher import InstructPix2PixTeacher
-from retouch_training.data import TripletDataset
-from retouch_training.diffusion_config import TeacherTrainConfig, load_config
-from retouch_training.runtime import step_generator
-from retouch_training.train_teacher import TeacherTrainer, dropout_masks, main
+from retouch_core.models.diffusion.teacher import InstructPix2PixTeacher
+from retouch_training.data.dataset import TripletDataset
+from retouch_training.train.config import TeacherTrainConfig, load_config
+from retouch_training.train.runtime import step_generator
+from retouch_training.train.teacher import TeacherTrainer, dropout_masks, main
 from conftest import reset_accelerate_state
 
 pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
@@ -99,7 +99,7 @@ def test_cli_trains_checkpoints_and_exports_a_loadable_teacher(dataset_dir, tmp_
 
 
 def test_small_teacher_is_built_from_the_config_file(tmp_path):
-    from retouch_training.runtime import build_teacher
+    from retouch_training.train.runtime import build_teacher
 
     config = load_config(TeacherTrainConfig, CONFIGS / "small_cpu_teacher.yaml", [f"run.output_dir={tmp_path}"])
     tiny = config.model.tiny_config

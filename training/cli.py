@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMAND_MODULES = ("make_dataset", "preview", "train_lite", "train_teacher", "distill", "evaluate")
+SUBCOMMAND_MODULES = (
+    "data.make_dataset", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,9 +11,9 @@ from pathlib import Path
 from safetensors import safe_open
 
 from .base import RetouchModel, low_res_copy
-from .lite import FORMAT as LITE_FORMAT
-from .lite import LiteRetouchModel
-from .rule_based import RuleBasedModel
+from .predictors.lite import FORMAT as LITE_FORMAT
+from .predictors.lite import LiteRetouchModel
+from .predictors.rule_based import RuleBasedModel
 
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parents[1] / "weights" / "lite_default.safetensors"
 
@@ -31,7 +31,7 @@ STUDENT_FORMAT = "instantretouch-student"  # = bilateral_student.STUDENT_FORMAT
 def _load_bilateral_student(path: Path) -> RetouchModel:
     # Deferred: the distilled student needs diffusers/transformers, which ComfyUI start-up and
     # the other models must not pay for.
-    from .bilateral_student import BilateralStudent
+    from .diffusion.bilateral_student import BilateralStudent
 
     return BilateralStudent.from_file(path)
 

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 
-from ..grid_io import RetouchGrid
-from ..matcher import Plan, parse_instruction
+from ..formats.grid_files import RetouchGrid
+from ..language.matcher import Plan, parse_instruction
 
 DEFAULT_LOW_RES = 256
 

@@ -1,0 +1,375 @@
+"""``retouch``: retouch photos from the command line.
+
+    retouch photo.jpg -o out.jpg -i "warmer, lift the shadows a bit"
+    retouch photo.png -o out.png                                  # auto mode
+    retouch scan.tif -o out.tif --params '{"exposure": 0.5, "contrast": 10}'
+    retouch photo.jpg -o out.jpg -i "cooler" --mask sky.png --feather 8
+    retouch a.jpg -o a2.jpg -i "cinematic" --save-grid look.safetensors
+    retouch b.jpg -o b2.jpg --grid look.safetensors --strength 0.5
+    retouch shoot/ -o edited/ -i "brighter"                       # every image of a folder
+
+The edit is one bilateral grid: an instruction (or none: auto mode) goes to a retouch model,
+which predicts the grid on a low-resolution copy; ``--params`` fits the grid to a renderer
+edit; ``--grid`` loads a saved one. The grid is then applied once at full resolution, and
+the output keeps the input's bit depth, channels (grey, alpha) and colour profile.
+
+Exit status: 0 done, 1 some images of a folder were skipped, 2 usage or input error (one
+line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..engine.blend import regional_blend
+from ..formats.grid_files import RetouchGrid
+from ..formats.image_files import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
+from ..language.matcher import Plan
+from ..models import BUILTIN_MODELS, RetouchModel, load_retouch_model
+from ..models.predictors.rule_based import grid_from_params
+from ..language.params import RetouchParams
+
+DEFAULT_MODEL = next(iter(BUILTIN_MODELS))  # the embedded learned model when the package ships one
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L")
+IMAGE_SUFFIXES = frozenset(s for suffixes in SUFFIXES.values() for s in suffixes)
+# Exceptions that mean "bad input", reported as one line; anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (ValueError, OSError, MemoryError)
+
+
+class UsageError(Exception):
+    """A mistake in the command line; reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, for one-line errors."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _number(minimum: float | None = None, maximum: float | None = None, kind=float):
+    """argparse type: a finite number (``kind``) in [minimum, maximum]; a maximum needs a minimum."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bounds}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="retouch",
+        description="Retouch photos with an instruction, renderer parameters or a saved grid.",
+        epilog="Without -i, --params or --grid the model edits automatically (auto mode).",
+    )
+    parser.add_argument("input", type=Path, metavar="INPUT", help="image file, or a folder of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTPUT",
+                        help="output file (its suffix sets the format), or a folder when INPUT is one")
+    edit = parser.add_mutually_exclusive_group()
+    edit.add_argument("-i", "--instruction", metavar="TEXT", help='what to do, e.g. "warmer, less contrast"')
+    edit.add_argument("--params", metavar="JSON_OR_FILE",
+                      help='renderer parameters: a JSON object such as \'{"exposure": 0.5}\' or a .json file')
+    edit.add_argument("--grid", type=Path, metavar="G.safetensors", help="apply a saved grid instead of predicting one")
+    parser.add_argument("--strength", type=_number(), default=1.0, metavar="S",
+                        help="0 = input unchanged, 1 = the edit (default), >1 exaggerates")
+    parser.add_argument("--mask", type=Path, metavar="MASK_IMAGE",
+                        help="greyscale image of any size: white = edit, black = keep")
+    parser.add_argument("--feather", type=_number(0.0), default=0.0, metavar="PX",
+                        help="soften the mask edge (Gaussian sigma in pixels; default 0)")
+    parser.add_argument("--model", metavar="NAME_OR_PATH",
+                        help=f"retouch model for instructions and auto mode (default: {DEFAULT_MODEL})")
+    parser.add_argument("--save-grid", type=Path, metavar="G.safetensors",
+                        help="also save the grid that made the output (a folder when INPUT is one)")
+    parser.add_argument("--quality", type=_number(1, 100, int), default=DEFAULT_QUALITY, metavar="Q",
+                        help=f"JPEG/WebP quality 1-100 (default {DEFAULT_QUALITY})")
+    return parser
+
+
+# ------------------------------------------------------------------------------ the edit
+@dataclass(frozen=True)
+class Recipe:
+    """How every image is edited, resolved once from the arguments.
+
+    Exactly one of ``model`` (instruction or auto mode), ``params`` and ``grid`` is set.
+    ``mask`` is (1, 1, h, w) in [0, 1] at the mask file's own size.
+    """
+
+    model: RetouchModel | None = None
+    instruction: str = ""
+    params: RetouchParams | None = None
+    grid: RetouchGrid | None = None
+    strength: float = 1.0
+    mask: torch.Tensor | None = None
+    feather: float = 0.0
+
+
+@dataclass
+class Result:
+    """What happened to one image: the plan (model mode), the grid used and stage timings in ms."""
+
+    info: ImageInfo
+    size: tuple[int, int]
+    grid: RetouchGrid
+    plan: Plan | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def load_params(text: str) -> RetouchParams:
+    """``--params``: an inline JSON object, or the path of a JSON file."""
+    if text.lstrip().startswith("{"):
+        source = text
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise UsageError(f"--params: {text!r} is neither a JSON object nor an existing file")
+        source = path.read_text(encoding="utf-8")
+    try:
+        return RetouchParams.from_json(source)
+    except ValueError as err:
+        raise UsageError(f"--params: {err}") from None
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) -> (1, 1, H, W) grey."""
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * weights).sum(dim=1, keepdim=True).clamp(0, 1)
+
+
+def split_channels(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(1, C, H, W), C in 1-4 -> RGB (1, 3, H, W) (grey repeated) and alpha (1, 1, H, W) or None."""
+    channels = image.shape[1]
+    colour = image[:, :3] if channels >= 3 else image[:, :1]
+    alpha = image[:, -1:] if channels in (2, 4) else None
+    return colour.expand(-1, 3, -1, -1) if colour.shape[1] == 1 else colour, alpha
+
+
+def join_channels(rgb: torch.Tensor, alpha: torch.Tensor | None, grey: bool) -> torch.Tensor:
+    """Inverse of :func:`split_channels`: back to the file's layout, the alpha untouched.
+
+    A grey file stays grey: the edit's tone applies, any colour it adds is folded into grey
+    (writing RGB would silently change the kind of file the user has).
+    """
+    colour = luma(rgb) if grey else rgb
+    return colour if alpha is None else torch.cat([colour, alpha.to(colour.dtype)], dim=1)
+
+
+def load_mask(path: Path) -> torch.Tensor:
+    """Mask file -> (1, 1, h, w) in [0, 1]; colour masks count by their grey, their alpha is ignored."""
+    image, _ = read_image(path)
+    return luma(split_channels(image)[0])
+
+
+def make_grid(recipe: Recipe, rgb: torch.Tensor) -> tuple[RetouchGrid, Plan | None]:
+    """The grid for a (1, 3, H, W) image, strength included, and the plan when a model read text."""
+    plan = None
+    if recipe.grid is not None:
+        grid = recipe.grid
+    elif recipe.params is not None:
+        grid = grid_from_params(rgb, recipe.params)
+    else:
+        grid, plan = recipe.model.predict(rgb, recipe.instruction)
+    return (grid.scaled(recipe.strength) if recipe.strength != 1 else grid), plan
+
+
+def apply_edit(rgb: torch.Tensor, grid: RetouchGrid, recipe: Recipe) -> torch.Tensor:
+    """(1, 3, H, W) -> (1, 3, H, W) edited at full resolution, only under the mask if one is set."""
+    if recipe.mask is None:
+        return grid.apply(rgb)
+    grid.check_image(1, *rgb.shape[-2:])  # the same layout check that grid.apply makes
+    return regional_blend(rgb, grid.grid, recipe.mask, guide=grid.guide, feather=recipe.feather)
+
+
+@torch.no_grad()
+def retouch_file(src: Path, dst: Path, recipe: Recipe, quality: int, grid_path: Path | None = None) -> Result:
+    """Read ``src``, edit it, write ``dst`` (and the grid to ``grid_path``); timings per stage."""
+    clock = time.perf_counter()
+    timings = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = 1000 * (now - clock)
+        clock = now
+
+    image, info = read_image(src)
+    check_writable(dst, info.mode)  # before the slow part
+    rgb, alpha = split_channels(image)
+    lap("read")
+    grid, plan = make_grid(recipe, rgb)
+    lap("load" if recipe.grid is not None else "fit" if recipe.params is not None else "predict")
+    out = join_channels(apply_edit(rgb, grid, recipe), alpha, grey=info.mode in ("L", "LA"))
+    lap("apply")
+    write_image(dst, out, info, quality=quality)
+    if grid_path is not None:
+        grid.save(grid_path)
+    lap("write")
+    return Result(info, tuple(image.shape[-2:]), grid, plan, timings)
+
+
+# ------------------------------------------------------------------------------ reporting
+def describe_recipe(recipe: Recipe, args: argparse.Namespace) -> str | None:
+    """What the arguments set, printed first (a model's plan follows once it has read the text)."""
+    lines = []
+    if recipe.params is not None:
+        lines.append(f"params: {recipe.params.to_json()}")
+    elif recipe.grid is not None:
+        lines.append(f"grid: {args.grid}" + (f" ({recipe.grid.label})" if recipe.grid.label else ""))
+    if recipe.strength != 1:
+        lines.append(f"strength: {recipe.strength:g}")
+    if recipe.mask is not None:
+        height, width = recipe.mask.shape[-2:]
+        lines.append(f"mask: {args.mask} ({width}x{height}), feather {recipe.feather:g} px")
+    return "\n".join(lines) or None
+
+
+def describe_result(src: Path, dst: Path, result: Result) -> str:
+    """One line: what was written and how long each stage took."""
+    height, width = result.size
+    info = result.info
+    stages = ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings.items())
+    total = sum(result.timings.values())
+    return (f"{src.name} -> {dst}: {width}x{height} {info.mode} {info.bit_depth}-bit | edit: {result.grid.label or '?'}"
+            f" | {stages} (total {total:.0f} ms)")
+
+
+# ------------------------------------------------------------------------------ running
+def check_paths(args: argparse.Namespace) -> None:
+    """Fail before any slow work: missing input, missing output folder, unknown output type."""
+    if not args.input.exists():
+        raise UsageError(f"no such file or folder: {args.input}")
+    if args.mask is not None and not args.mask.is_file():
+        raise UsageError(f"--mask: no such file: {args.mask}")
+    if args.input.is_dir():
+        if args.output.resolve() == args.input.resolve():
+            raise UsageError("OUTPUT is the input folder: choose another folder so the originals are kept")
+        for name, folder in (("OUTPUT", args.output), ("--save-grid", args.save_grid)):
+            if folder is not None and (folder.is_file() or not folder.parent.is_dir()):
+                raise UsageError(f"INPUT is a folder, so {name} must be a folder in an existing folder: {folder}")
+        return
+    output = output_path(args.input, args.output)
+    format_for_path(output)
+    if not output.parent.is_dir():
+        raise UsageError(f"output folder {output.parent} does not exist")
+    if output.resolve() == args.input.resolve():
+        raise UsageError("OUTPUT is the input file: write to another file so the original is kept")
+    if args.save_grid is not None and (args.save_grid.is_dir() or not args.save_grid.parent.is_dir()):
+        raise UsageError(f"--save-grid: {args.save_grid} must be a file in an existing folder")
+
+
+def output_path(src: Path, output: Path) -> Path:
+    """OUTPUT may name an existing folder: the file then keeps its name there."""
+    return output / src.name if output.is_dir() else output
+
+
+def build_recipe(args: argparse.Namespace) -> Recipe:
+    """Load what the arguments name: model, params, grid and mask."""
+    if args.feather and args.mask is None:
+        raise UsageError("--feather softens a mask: give --mask too")
+    if args.model is not None and (args.grid is not None or args.params is not None):
+        raise UsageError("--model predicts from an instruction; it is not used with --grid or --params")
+    common = {"strength": args.strength, "feather": args.feather,
+              "mask": load_mask(args.mask) if args.mask is not None else None}
+    if args.grid is not None:
+        return Recipe(grid=RetouchGrid.load(args.grid), **common)
+    if args.params is not None:
+        return Recipe(params=load_params(args.params), **common)
+    name = args.model or DEFAULT_MODEL
+    try:
+        model = load_retouch_model(name)
+    except ImportError as err:  # learned models need optional packages (e.g. the train extra)
+        raise UsageError(f"model {name!r} needs a package that is not installed: {err}") from None
+    return Recipe(model=model, instruction=args.instruction or "", **common)
+
+
+def run_single(args: argparse.Namespace, recipe: Recipe) -> int:
+    dst = output_path(args.input, args.output)
+    result = retouch_file(args.input, dst, recipe, args.quality, args.save_grid)
+    if result.plan is not None:
+        print(result.plan.describe())
+    print(describe_result(args.input, dst, result))
+    if args.save_grid is not None:
+        print(f"grid saved to {args.save_grid}")
+    return 0
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files (by suffix) directly inside ``folder``, sorted; hidden files skipped."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
+    """Every image of INPUT into OUTPUT under the same name; bad files are reported and skipped."""
+    sources = list_images(args.input)
+    if not sources:
+        raise UsageError(f"no images in {args.input} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    args.output.mkdir(exist_ok=True)
+    if args.save_grid is not None:
+        args.save_grid.mkdir(exist_ok=True)
+    start, skipped, plan_shown = time.perf_counter(), [], False
+    for src in tqdm(sources, desc="retouch", unit="image", file=sys.stderr, disable=None):
+        dst = args.output / src.name
+        # The full name: a.png and a.jpg must not share a grid file.
+        grid_path = args.save_grid / f"{src.name}.safetensors" if args.save_grid is not None else None
+        try:
+            result = retouch_file(src, dst, recipe, args.quality, grid_path)
+        except USER_ERRORS as err:
+            skipped.append(src.name)
+            tqdm.write(f"skipped {src.name}: {one_line(err)}", file=sys.stderr)
+            continue
+        if result.plan is not None and not plan_shown:  # the text reads the same for every image
+            tqdm.write(result.plan.describe())
+            plan_shown = True
+        tqdm.write(describe_result(src, dst, result))
+    written = len(sources) - len(skipped)
+    print(f"{written} of {len(sources)} images written to {args.output} in {time.perf_counter() - start:.1f} s")
+    if skipped:
+        print(f"retouch: {len(skipped)} skipped: {', '.join(skipped)}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+def one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if not isinstance(err, MemoryError) else f"not enough memory ({text})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (see the module docstring)."""
+    try:
+        args = build_parser().parse_args(argv)
+        check_paths(args)
+        recipe = build_recipe(args)
+        summary = describe_recipe(recipe, args)
+        if summary:
+            print(summary)
+        return run_folder(args, recipe) if args.input.is_dir() else run_single(args, recipe)
+    except (UsageError, *USER_ERRORS) as err:
+        print(f"retouch: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("retouch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

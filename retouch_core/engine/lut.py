@@ -1,0 +1,485 @@
+"""3D LUTs: export the global part of a grid as a ``.cube`` file, import ``.cube`` files as grids.
+
+LUT tensors
+-----------
+A LUT is a float tensor of shape ``(B, 3, N, N, N)`` indexed ``[batch, channel, b, g, r]``:
+``lut[:, c, k, j, i]`` is output channel ``c`` for the input colour ``(r, g, b) = (i, j, k) /
+(N - 1)`` (domain ``[0, 1]``; other domains are rescaled on the way in). This is the layout in
+which 5-D ``grid_sample(..., align_corners=True)`` indexes its input by ``(x, y, z) = (r, g, b)``,
+and the flattened order of the ``.cube`` format (red fastest, then green, then blue).
+
+The global part of a grid
+-------------------------
+A grid's edit depends on position as well as colour; a LUT can only hold a function of colour.
+:func:`grid_to_lut` exports the **spatially averaged grid**: every cell ``(k, a, b)`` replaced by
+the mean over ``(a, b)`` of the grid at depth ``k``. Slicing is linear in the grid, and with
+``align_corners=False`` pixel centres and border clamping every spatial cell gets the same total
+interpolation weight over an image (an edge cell's half-cell beyond its centre makes up for the
+missing neighbour; exactly so when the image size is a multiple of twice the grid size, to
+within a pixel's share otherwise), so this is the edit averaged over image positions, for every
+colour. For a spatially constant grid (a global edit) it is the edit itself. The alternative,
+the grid at the image centre, would export whatever local edit sits there.
+
+``.cube`` format
+----------------
+Adobe/Resolve Cube LUT 1.0: ``TITLE "..."``, ``LUT_3D_SIZE N`` (2..256), optional
+``DOMAIN_MIN r g b`` / ``DOMAIN_MAX r g b`` (Resolve's ``LUT_3D_INPUT_RANGE min max`` is read too),
+then ``N^3`` lines of ``r g b`` with red varying fastest. ``#`` starts a comment.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .fit import DEFAULT_IDENTITY_PRIOR, DEFAULT_SMOOTHNESS, accumulate_normal_equations, solve_grid
+from .grid import check_grid
+from .guide import GuideParams, apply_guide
+from .checks import check_image, join_alpha, split_alpha
+from .slicing import slice_and_apply
+
+DEFAULT_LUT_SIZE = 33
+MAX_CUBE_SIZE = 256  # the Cube LUT specification's limit
+DEFAULT_TILE_PIXELS = 1 << 18
+_KEYWORDS = ("TITLE", "LUT_3D_SIZE", "LUT_1D_SIZE", "DOMAIN_MIN", "DOMAIN_MAX", "LUT_3D_INPUT_RANGE", "LUT_1D_INPUT_RANGE")
+
+
+@dataclass(frozen=True)
+class CubeLUT:
+    """A parsed ``.cube`` file.
+
+    Attributes:
+        lut: (1, 3, N, N, N) indexed [batch, channel, b, g, r].
+        title: the TITLE string ("" when absent).
+        domain_min, domain_max: (3,) input colours mapped to the first / last lattice node.
+    """
+
+    lut: torch.Tensor
+    title: str
+    domain_min: tuple[float, float, float]
+    domain_max: tuple[float, float, float]
+
+
+# ----------------------------------------------------------------------------- LUT tensors
+def check_lut(lut, name: str = "lut") -> torch.Tensor:
+    """Validate a LUT and return it as (B, 3, N, N, N); (3, N, N, N) gains a batch axis."""
+    if not isinstance(lut, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(lut).__name__}")
+    if not lut.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {lut.dtype}")
+    if lut.dim() == 4:
+        lut = lut.unsqueeze(0)
+    n = lut.shape[-1] if lut.dim() == 5 else 0
+    if lut.dim() != 5 or lut.shape[1] != 3 or lut.shape[2:] != (n, n, n) or n < 2:
+        raise ValueError(f"{name} must have shape (B, 3, N, N, N) or (3, N, N, N) with N >= 2, got {tuple(lut.shape)}")
+    if not torch.isfinite(lut).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return lut
+
+
+def identity_lattice(size: int = DEFAULT_LUT_SIZE, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Lattice colours (1, 3, N, N, N) indexed [.., c, b, g, r]: the identity LUT."""
+    if not isinstance(size, int) or size < 2:
+        raise ValueError(f"LUT size must be an integer >= 2, got {size!r}")
+    axis = torch.linspace(0, 1, size, device=device, dtype=dtype)
+    b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
+    return torch.stack([r, g, b]).unsqueeze(0)
+
+
+def _lattice_image(size: int, batch: int = 1, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The identity lattice laid out as an image (batch, 3, N, N * N) for pointwise edits."""
+    return identity_lattice(size, device, dtype).reshape(1, 3, size, size * size).expand(batch, -1, -1, -1)
+
+
+def apply_lut(
+    image: torch.Tensor,
+    lut: torch.Tensor,
+    *,
+    domain_min=(0.0, 0.0, 0.0),
+    domain_max=(1.0, 1.0, 1.0),
+    max_tile_pixels: int = DEFAULT_TILE_PIXELS,
+) -> torch.Tensor:
+    """Apply a 3D LUT with trilinear interpolation (5-D ``grid_sample``, ``align_corners=True``).
+
+    Colours outside the domain use the nearest edge of the lattice (border clamping).
+
+    Args:
+        image: (B, C, H, W) float, C in {1, 3, 4} (alpha passed through).
+        lut: (B or 1, 3, N, N, N) or (3, N, N, N), indexed [.., c, b, g, r].
+        domain_min, domain_max: input colours of the first / last lattice node, per channel.
+        max_tile_pixels: pixels per row band (bounds the sampling-coordinate buffer).
+
+    Returns:
+        (B, 3 or 4, H, W) in the image's dtype.
+    """
+    check_image(image)
+    lut = check_lut(lut)
+    if lut.shape[0] not in (1, image.shape[0]):
+        raise ValueError(f"lut batch is {lut.shape[0]} but the image batch is {image.shape[0]}")
+    rgb, alpha = split_alpha(image)
+    dtype = torch.float64 if torch.float64 in (image.dtype, lut.dtype) else torch.float32
+    rgb, lut = rgb.to(dtype), lut.to(device=image.device, dtype=dtype)
+    low, high = _domain(domain_min, domain_max, rgb)
+    batch, _, height, width = rgb.shape
+    out = torch.empty_like(rgb)
+    rows = max(1, max_tile_pixels // width)
+    for top in range(0, height, rows):
+        band = rgb[:, :, top : top + rows]
+        # (r, g, b) -> (x, y, z) of grid_sample, i.e. (W, H, D) = (r, g, b) of the LUT.
+        coords = ((band - low) / (high - low) * 2 - 1).permute(0, 2, 3, 1).unsqueeze(1)
+        sampled = F.grid_sample(
+            lut.expand(batch, -1, -1, -1, -1), coords, mode="bilinear", padding_mode="border", align_corners=True
+        )
+        out[:, :, top : top + rows] = sampled[:, :, 0]
+    return join_alpha(out.to(image.dtype), alpha)
+
+
+def _domain(domain_min, domain_max, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Domain bounds as (1, 3, 1, 1) tensors, checked."""
+    low = torch.as_tensor(domain_min, dtype=like.dtype, device=like.device).reshape(-1)
+    high = torch.as_tensor(domain_max, dtype=like.dtype, device=like.device).reshape(-1)
+    if low.numel() == 1:
+        low = low.expand(3)
+    if high.numel() == 1:
+        high = high.expand(3)
+    if low.shape != (3,) or high.shape != (3,) or not (high > low).all() or not torch.isfinite(high - low).all():
+        raise ValueError(f"domain must be 3 finite values per bound with max > min, got {domain_min} .. {domain_max}")
+    return low.view(1, 3, 1, 1), high.view(1, 3, 1, 1)
+
+
+# ----------------------------------------------------------------------------- grids <-> LUTs
+def spatial_mean_grid(grid: torch.Tensor) -> torch.Tensor:
+    """The global part of a grid: its mean over the spatial axes.
+
+    Args:
+        grid: (B, 12, D, H_g, W_g).
+
+    Returns:
+        (B, 12, D, 1, 1): a function of the guide only.
+    """
+    check_grid(grid)
+    return grid.mean(dim=(3, 4), keepdim=True)
+
+
+def _check_colour_guide(guide) -> None:
+    if isinstance(guide, torch.Tensor):
+        raise TypeError(
+            "a LUT is a function of colour only, so the guide must be None, GuideParams or a "
+            "LearnedGuide, not a guide map"
+        )
+
+
+def grid_to_lut(grid: torch.Tensor, size: int = DEFAULT_LUT_SIZE, guide=None) -> torch.Tensor:
+    """Export the global part of a grid (:func:`spatial_mean_grid`) as a 3D LUT.
+
+    Args:
+        grid: (B, 12, D, H_g, W_g).
+        size: lattice size N (33 is the common choice; 65 for finer tone curves).
+        guide: the guide the grid is applied with: None (luminance), GuideParams or a
+            LearnedGuide. Guide maps depend on position and cannot go into a LUT.
+
+    Returns:
+        (B, 3, N, N, N) LUT in the grid's float dtype, indexed [.., c, b, g, r].
+    """
+    _check_colour_guide(guide)
+    mean = spatial_mean_grid(grid)
+    batch = mean.shape[0]
+    lattice = _lattice_image(size, batch, mean.device, mean.dtype)
+    # The lattice is sliced like any image; with a 1x1 spatial grid pixel positions do not matter.
+    out = slice_and_apply(lattice, mean, guide, backend="grid_sample")
+    return out.reshape(batch, 3, size, size, size)
+
+
+def edit_to_lut(
+    edit_fn: Callable[[torch.Tensor], torch.Tensor], size: int = DEFAULT_LUT_SIZE, *, dtype=torch.float32
+) -> torch.Tensor:
+    """Sample a pointwise colour edit on the lattice: exact at the nodes.
+
+    Args:
+        edit_fn: maps (1, 3, h, w) to (1, 3, h, w); must act on each pixel independently (a
+            spatial edit would see the lattice as an image; fit it on a photo with
+            :func:`~retouch_core.engine.fit.fit_grid_to_edit` and use :func:`grid_to_lut` instead).
+        size: lattice size N.
+
+    Returns:
+        (1, 3, N, N, N) LUT.
+    """
+    lattice = _lattice_image(size, dtype=dtype)
+    with torch.no_grad():
+        out = edit_fn(lattice.clone())
+    check_image(out, "edit_fn output")
+    if out.shape[0] != 1 or out.shape[-2:] != lattice.shape[-2:]:
+        raise ValueError(f"edit_fn must keep shape {tuple(lattice.shape)}, got {tuple(out.shape)}")
+    return split_alpha(out)[0].reshape(1, 3, size, size, size).to(dtype)
+
+
+def params_to_lut(params, size: int = DEFAULT_LUT_SIZE) -> torch.Tensor:
+    """A :mod:`retouch_core.language.render` edit as a LUT (all parameters but the spatial ``clarity``).
+
+    Args:
+        params: a RetouchParams or a mapping accepted by ``render``, for one image.
+        size: lattice size N.
+
+    Returns:
+        (1, 3, N, N, N) LUT.
+    """
+    from ..language.render import render  # imported lazily: the renderer is optional for LUT I/O
+
+    clarity = params.get("clarity", 0.0) if isinstance(params, Mapping) else getattr(params, "clarity", 0.0)
+    if torch.as_tensor(clarity).abs().max() > 0:
+        raise ValueError("clarity is a spatial operation and cannot be stored in a LUT; set it to 0")
+    return edit_to_lut(lambda x: render(x, params), size)
+
+
+@torch.no_grad()
+def lut_to_grid(
+    lut: torch.Tensor,
+    depth: int = 8,
+    height: int = 16,
+    width: int = 16,
+    *,
+    guide=None,
+    samples: int = DEFAULT_LUT_SIZE,
+    domain_min=(0.0, 0.0, 0.0),
+    domain_max=(1.0, 1.0, 1.0),
+    smoothness=DEFAULT_SMOOTHNESS,
+    identity_prior: float = DEFAULT_IDENTITY_PRIOR,
+    **solver,
+) -> torch.Tensor:
+    """Import a LUT as a spatially constant grid, by fitting.
+
+    The LUT is applied to a uniform ``samples^3`` lattice of colours in [0, 1] and a grid with
+    one spatial cell is fitted to those pairs (:mod:`retouch_core.engine.fit`), then repeated over the
+    H_g x W_g cells. A grid holds one affine per guide bin, so LUTs that are smooth along the
+    guide (tone curves, white balance, colour matrices, saturation) come back closely; hue twists
+    within one brightness level are only matched in the least-squares sense.
+
+    Args:
+        lut: (B or 1, 3, N, N, N) or (3, N, N, N).
+        depth, height, width: grid size D, H_g, W_g.
+        guide: None (luminance), GuideParams or LearnedGuide: the guide the grid will be used with.
+        samples: colour lattice size used for the fit.
+        domain_min, domain_max: the LUT's input domain.
+        smoothness, identity_prior, **solver: see :func:`~retouch_core.engine.fit.solve_grid`.
+
+    Returns:
+        (B, 12, D, H_g, W_g) float32 grid, constant over space.
+    """
+    lut = check_lut(lut)
+    _check_colour_guide(guide)
+    if not isinstance(samples, int) or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
+    if not all(isinstance(n, int) and n >= 1 for n in (depth, height, width)):
+        raise ValueError(f"grid size must be positive integers, got D={depth}, H_g={height}, W_g={width}")
+    batch = lut.shape[0]
+    colours = _lattice_image(samples, batch, lut.device, torch.float64)
+    target = apply_lut(colours, lut.double(), domain_min=domain_min, domain_max=domain_max)
+    params = guide.params() if hasattr(guide, "params") and callable(guide.params) else guide
+    if params is None:
+        params = GuideParams.identity(device=lut.device, dtype=torch.float64)
+    params = params.to(dtype=torch.float64)
+    params.check(batch=batch)
+    z = apply_guide(colours, params)
+    equations = accumulate_normal_equations(colours, target, z, (depth, 1, 1))
+    grid = solve_grid(equations, smoothness=smoothness, identity_prior=identity_prior, **solver)
+    return grid.float().expand(-1, -1, -1, height, width).contiguous()
+
+
+# ----------------------------------------------------------------------------- .cube files
+def format_cube(
+    lut: torch.Tensor,
+    *,
+    title: str = "InstantRetouch",
+    domain_min=(0.0, 0.0, 0.0),
+    domain_max=(1.0, 1.0, 1.0),
+    decimals: int = 6,
+) -> str:
+    """The text of a ``.cube`` file for one LUT (see :func:`write_cube`)."""
+    lut = check_lut(lut)
+    if lut.shape[0] != 1:
+        raise ValueError(f"a .cube file holds one LUT, got a batch of {lut.shape[0]}")
+    if lut.shape[-1] > MAX_CUBE_SIZE:
+        raise ValueError(f"the .cube format allows LUT sizes up to {MAX_CUBE_SIZE}, got {lut.shape[-1]}")
+    if any(ch in title for ch in '"\r\n'):
+        raise ValueError(f"title must not contain quotes or line breaks, got {title!r}")
+    if not isinstance(decimals, int) or not 1 <= decimals <= 17:
+        raise ValueError(f"decimals must be an integer in 1..17, got {decimals!r}")
+    low, high = _domain(domain_min, domain_max, torch.zeros(1, dtype=torch.float64))
+    size = lut.shape[-1]
+    # (3, b, g, r) -> rows ordered b, g, r with r fastest, as the format requires.
+    rows = lut[0].permute(1, 2, 3, 0).reshape(-1, 3).double().cpu().numpy()
+    body = io.StringIO()
+    np.savetxt(body, rows, fmt=f"%.{decimals}f")
+    header = [
+        f'TITLE "{title}"',
+        f"LUT_3D_SIZE {size}",
+        "DOMAIN_MIN " + " ".join(f"{v:.{decimals}f}" for v in low.flatten().tolist()),
+        "DOMAIN_MAX " + " ".join(f"{v:.{decimals}f}" for v in high.flatten().tolist()),
+    ]
+    return "\n".join(header) + "\n" + body.getvalue()
+
+
+def write_cube(path, lut: torch.Tensor, **kwargs) -> None:
+    """Write one LUT as a ``.cube`` file (red fastest).
+
+    Args:
+        path: destination file.
+        lut: (1, 3, N, N, N) or (3, N, N, N), indexed [.., c, b, g, r].
+        **kwargs: ``title``, ``domain_min``, ``domain_max``, ``decimals`` (default 6) of
+            :func:`format_cube`.
+    """
+    Path(path).write_text(format_cube(lut, **kwargs), encoding="utf-8")
+
+
+class CubeFormatError(ValueError):
+    """A malformed ``.cube`` file; the message names the line."""
+
+
+def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> CubeLUT:
+    """Parse the text of a 3D ``.cube`` file.
+
+    Args:
+        text: the file's contents.
+        source: name used in error messages.
+        dtype: dtype of the returned LUT (float64 keeps every printed digit).
+
+    Returns:
+        :class:`CubeLUT` with a (1, 3, N, N, N) LUT.
+
+    Raises:
+        CubeFormatError: with ``source:line`` for unknown keywords, wrong value counts,
+            non-numeric or non-finite values, keywords after the data, 1D LUTs, a missing or
+            out-of-range size, or too few / too many data lines.
+    """
+    title, size = "", None
+    low, high = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    data: list[list[float]] = []
+    last = 0
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        where = f"{source}:{number}"
+        line = raw.strip()
+        if line.upper().startswith("TITLE"):
+            title = _parse_title(line, where, bool(data))
+            continue
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if re.match(r"[A-Za-z_]", parts[0]) and not _is_number(parts[0]):
+            if data:
+                raise CubeFormatError(f"{where}: keyword {parts[0]!r} after the LUT data; keywords must come first")
+            size = _parse_keyword(parts, where, size, low, high)
+            continue
+        if size is None:
+            raise CubeFormatError(f"{where}: LUT data before LUT_3D_SIZE")
+        if len(parts) != 3:
+            raise CubeFormatError(f"{where}: expected 3 values (r g b), got {len(parts)}: {raw.strip()!r}")
+        values = _floats(parts, where)
+        if len(data) == size**3:
+            raise CubeFormatError(f"{where}: more than LUT_3D_SIZE^3 = {size ** 3} data lines")
+        data.append(values)
+        last = number
+    if size is None:
+        raise CubeFormatError(f"{source}: no LUT_3D_SIZE line; not a 3D .cube file")
+    if len(data) != size**3:
+        raise CubeFormatError(
+            f"{source}:{last}: LUT_3D_SIZE {size} needs {size ** 3} data lines, found {len(data)}"
+        )
+    if not all(h > l for l, h in zip(low, high)):
+        raise CubeFormatError(f"{source}: DOMAIN_MAX {high} must exceed DOMAIN_MIN {low} in every channel")
+    table = torch.tensor(data, dtype=torch.float64).reshape(size, size, size, 3)  # (b, g, r, c)
+    lut = table.permute(3, 0, 1, 2).unsqueeze(0).to(dtype).contiguous()
+    return CubeLUT(lut=lut, title=title, domain_min=tuple(low), domain_max=tuple(high))
+
+
+def _parse_title(line: str, where: str, after_data: bool) -> str:
+    if after_data:
+        raise CubeFormatError(f"{where}: TITLE after the LUT data; keywords must come first")
+    match = re.fullmatch(r'TITLE\s+"([^"]*)"\s*(#.*)?', line, flags=re.IGNORECASE)
+    if match is None:
+        raise CubeFormatError(f'{where}: expected TITLE "text", got {line!r}')
+    return match.group(1)
+
+
+def _parse_keyword(parts: list[str], where: str, size, low: list[float], high: list[float]):
+    """Handle one keyword line; updates ``low``/``high`` in place and returns the LUT size."""
+    key = parts[0].upper()
+    if key not in _KEYWORDS:
+        raise CubeFormatError(f"{where}: unknown keyword {parts[0]!r} (expected one of {', '.join(_KEYWORDS)})")
+    if key in ("LUT_1D_SIZE", "LUT_1D_INPUT_RANGE"):
+        raise CubeFormatError(f"{where}: 1D LUTs are not supported, only 3D (LUT_3D_SIZE)")
+    if key == "LUT_3D_SIZE":
+        if size is not None:
+            raise CubeFormatError(f"{where}: LUT_3D_SIZE given twice")
+        if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
+            raise CubeFormatError(f"{where}: expected LUT_3D_SIZE <integer>, got {' '.join(parts)!r}")
+        size = int(parts[1])
+        if not 2 <= size <= MAX_CUBE_SIZE:
+            raise CubeFormatError(f"{where}: LUT_3D_SIZE must be in 2..{MAX_CUBE_SIZE}, got {size}")
+        return size
+    expected = 2 if key == "LUT_3D_INPUT_RANGE" else 3
+    if len(parts) != expected + 1:
+        raise CubeFormatError(f"{where}: {key} needs {expected} values, got {len(parts) - 1}")
+    values = _floats(parts[1:], where)
+    if key == "LUT_3D_INPUT_RANGE":  # Resolve: one range for all channels
+        low[:], high[:] = [values[0]] * 3, [values[1]] * 3
+    else:
+        (low if key == "DOMAIN_MIN" else high)[:] = values
+    return size
+
+
+def _is_number(text: str) -> bool:
+    """True for anything float() accepts, so 'nan' / 'inf' data get a value error, not 'unknown keyword'."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _floats(parts: list[str], where: str) -> list[float]:
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise CubeFormatError(f"{where}: not a number in {' '.join(parts)!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise CubeFormatError(f"{where}: values must be finite, got {' '.join(parts)!r}")
+    return values
+
+
+def load_cube(path, *, dtype=torch.float32) -> CubeLUT:
+    """Read a ``.cube`` file with its title and domain (see :func:`parse_cube`)."""
+    path = Path(path)
+    return parse_cube(path.read_text(encoding="utf-8-sig"), source=str(path), dtype=dtype)
+
+
+def read_cube(path, *, dtype=torch.float32) -> torch.Tensor:
+    """Read a ``.cube`` file with the standard [0, 1] domain as a LUT tensor.
+
+    Args:
+        path: the file.
+        dtype: LUT dtype (float64 keeps every printed digit).
+
+    Returns:
+        (1, 3, N, N, N) LUT indexed [.., c, b, g, r].
+
+    Raises:
+        CubeFormatError: malformed file, or a domain other than [0, 1] (use :func:`load_cube`
+            and pass its domain to :func:`apply_lut` for those).
+    """
+    cube = load_cube(path, dtype=dtype)
+    if cube.domain_min != (0.0, 0.0, 0.0) or cube.domain_max != (1.0, 1.0, 1.0):
+        raise CubeFormatError(
+            f"{path}: domain {cube.domain_min} .. {cube.domain_max} is not [0, 1]; use load_cube() "
+            "and apply_lut(..., domain_min=..., domain_max=...)"
+        )
+    return cube.lut

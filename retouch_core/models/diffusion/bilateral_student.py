@@ -1,0 +1,244 @@
+"""The distilled model: one-step generator + bilateral adapter, as a :class:`RetouchModel`.
+
+:class:`BilateralStudentNet` is the trainable ``nn.Module`` (codec and text encoder frozen,
+shared with the teacher during training). :class:`BilateralStudent` wraps it for the ComfyUI
+nodes and :func:`~retouch_core.models.load_retouch_model`: it predicts on a low-resolution
+copy and returns a :class:`~retouch_core.formats.grid_files.RetouchGrid` that applies at any resolution.
+
+A trained student is exported as ONE safetensors file (:meth:`BilateralStudentNet.save`):
+weights of the UNet, the codec's encoder, the text encoder and the adapter, with every
+architecture and the tokenizer as JSON metadata. The VAE decoder is left out: inference never
+decodes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...formats.grid_files import RetouchGrid
+from ...engine.guide import GuideParams
+from ...language.matcher import Plan
+from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features
+from ..base import RetouchModel, low_res_copy
+from .codec import DECODER_PREFIXES, LatentCodec
+from ...formats.model_files import load_strict, prefixed, read_metadata, read_model_file, unprefixed, write_model_file
+from .student import OneStepGenerator
+from .teacher import InstructPix2PixTeacher, teacher_from_config
+from .text_encoder import TextConditioner, tokenizer_from_files, tokenizer_to_files
+
+STUDENT_FORMAT = "instantretouch-student"
+FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Inference settings of a student.
+
+    Attributes:
+        resolution: long side of the low-resolution copy the student reads (the grid is then
+            applied at full resolution).
+        timestep: the generator's fixed step ``t_max`` (None: ``T - 1``).
+        noise_seed: seed of the generator's input noise at inference (reproducible grids).
+        adapter: adapter hyper-parameters.
+    """
+
+    resolution: int = 512
+    timestep: int | None = None
+    noise_seed: int = 0
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+    @staticmethod
+    def from_dict(values: dict) -> "StudentConfig":
+        adapter = dict(values.get("adapter", {}))
+        for key in ("feature_blocks", "feature_channels"):
+            if key in adapter:
+                adapter[key] = tuple(adapter[key])  # JSON lists back to the dataclass's tuples
+        return StudentConfig(**{**values, "adapter": AdapterConfig(**adapter)})
+
+
+class StudentOutput(NamedTuple):
+    """x0: (B, C, h, w) predicted latent; grid: (B, 12, D, H_g, W_g) or None; guide: GuideParams or None."""
+
+    x0: torch.Tensor
+    grid: torch.Tensor | None
+    guide: GuideParams | None
+
+
+class BilateralStudentNet(nn.Module):
+    """Codec + text encoder (frozen) + one-step generator + bilateral adapter.
+
+    Args:
+        codec, text: the teacher's (frozen; only the encoder side is used at inference).
+        generator: the one-step generator.
+        adapter: the bilateral head.
+        config: inference settings.
+        scheduler_config: the teacher's DDPM config (kept for export).
+        condition_scaled: whether image-condition latents are scaled (teacher convention).
+    """
+
+    def __init__(self, codec: LatentCodec, text: TextConditioner, generator: OneStepGenerator,
+                 adapter: BilateralAdapter, config: StudentConfig, scheduler_config: dict,
+                 condition_scaled: bool = False):
+        super().__init__()
+        self.codec, self.text, self.generator, self.adapter = codec, text, generator, adapter
+        self.config = config
+        self.scheduler_config = dict(scheduler_config)
+        self.condition_scaled = condition_scaled
+
+    @classmethod
+    def from_teacher(cls, teacher: InstructPix2PixTeacher, config: StudentConfig | None = None) -> "BilateralStudentNet":
+        """Generator initialised from the teacher's UNet; codec and text shared with the teacher."""
+        config = config or StudentConfig()
+        adapter_cfg = adapter_config_for_unet(teacher.unet, config.adapter)
+        config = StudentConfig(**{**config.__dict__, "adapter": adapter_cfg})
+        generator = OneStepGenerator.from_teacher(teacher, config.timestep)
+        return cls(teacher.codec, teacher.text, generator, BilateralAdapter(adapter_cfg), config,
+                   teacher.scheduler_config, teacher.condition_scaled)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.codec.downscale * 2 ** (len(self.generator.unet.config.block_out_channels) - 1)
+
+    def image_condition(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) low-res input in [0, 1] -> (B, C, h / f, w / f) condition latent."""
+        return self.codec.encode(image, scaled=self.condition_scaled)
+
+    def inference_noise(self, like: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) standard normal noise from ``config.noise_seed`` (same for every call)."""
+        generator = torch.Generator().manual_seed(self.config.noise_seed)
+        return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like)
+
+    def forward(self, noise: torch.Tensor, image_latent: torch.Tensor, text_emb: torch.Tensor,
+                with_grid: bool = True) -> StudentOutput:
+        """Generator step (eq. 2) and, with ``with_grid``, the adapter on its features.
+
+        Args:
+            noise: (B, C, h, w); image_latent: (B, C, h, w) condition latent; text_emb: (B, L, D).
+            with_grid: run the adapter (stage 2 and inference); stage 1 trains ``x0`` only.
+
+        Returns:
+            :class:`StudentOutput`.
+        """
+        if not with_grid:
+            return StudentOutput(self.generator(noise, image_latent, text_emb), None, None)
+        with capture_features(self.generator.unet, self.adapter.config.feature_blocks) as feats:
+            x0 = self.generator(noise, image_latent, text_emb)
+        features = [feats[name] for name in self.adapter.config.feature_blocks]
+        # The adapter sees both latents in the generator's (scaled) units.
+        cond = image_latent if self.condition_scaled else image_latent * self.codec.scaling_factor
+        grid, guide = self.adapter(features, x0, cond)
+        return StudentOutput(x0, grid, guide)
+
+    @torch.no_grad()
+    def predict(self, image_low: torch.Tensor, prompts: Sequence[str], with_grid: bool = True) -> StudentOutput:
+        """(B, 3, h, w) low-res images (sides multiples of :attr:`size_multiple`) + B prompts ->
+        outputs with the deterministic inference noise (``with_grid`` as in :meth:`forward`)."""
+        image_latent = self.image_condition(image_low)
+        return self(self.inference_noise(image_latent), image_latent, self.text(list(prompts)), with_grid)
+
+    # ------------------------------------------------------------------------------------- I/O
+    def config_dict(self) -> dict:
+        return {
+            "unet": json.loads(json.dumps(dict(self.generator.unet.config), default=list)),
+            "codec": self.codec.codec_config(),
+            "text_encoder": self.text.text_encoder.config.to_dict(),
+            "text_max_length": self.text.max_length,
+            "scheduler": self.scheduler_config,
+            "condition_scaled": self.condition_scaled,
+            "prediction_type": self.generator.prediction_type,
+            "student": asdict(self.config),
+        }
+
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32, label: str = "") -> Path:
+        """Export as one safetensors file (see module docstring). ``dtype``: stored float dtype."""
+        tensors = {
+            **prefixed(self.generator.unet.state_dict(), "unet."),
+            **prefixed(self.codec.inference_state_dict(), "codec."),
+            **prefixed(self.text.text_encoder.state_dict(), "text_encoder."),
+            **prefixed(self.adapter.state_dict(), "adapter."),
+        }
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        metadata = {
+            "format": STUDENT_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": json.dumps(self.config_dict()),
+            "tokenizer": json.dumps(tokenizer_to_files(self.text.tokenizer)),
+            "label": label,
+        }
+        return write_model_file(path, tensors, metadata)
+
+    @classmethod
+    def load(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "BilateralStudentNet":
+        """Rebuild a student from :meth:`save` output: no download, no pickle."""
+        tensors, metadata = read_model_file(path)
+        if metadata.get("format") != STUDENT_FORMAT:
+            raise ValueError(f"{path} is not an InstantRetouch student file (format {metadata.get('format')!r})")
+        config = json.loads(metadata["config"])
+        student_cfg = StudentConfig.from_dict(config["student"])
+        shell = teacher_from_config(config, tokenizer_from_files(json.loads(metadata["tokenizer"])))
+        generator = OneStepGenerator(shell.unet, shell.alphas_cumprod, shell.prediction_type, student_cfg.timestep)
+        net = cls(shell.codec, shell.text, generator, BilateralAdapter(student_cfg.adapter), student_cfg,
+                  shell.scheduler_config, shell.condition_scaled)
+        load_strict(generator.unet, unprefixed(tensors, "unet."), "unet")
+        load_strict(net.codec, unprefixed(tensors, "codec."), "codec", allow_missing=DECODER_PREFIXES)
+        load_strict(net.text.text_encoder, unprefixed(tensors, "text_encoder."), "text_encoder")
+        load_strict(net.adapter, unprefixed(tensors, "adapter."), "adapter")
+        return net.to(dtype).eval().requires_grad_(False)
+
+
+def is_student_file(path: str | Path) -> bool:
+    """True when ``path`` is a safetensors file written by :meth:`BilateralStudentNet.save`."""
+    try:
+        return read_metadata(path).get("format") == STUDENT_FORMAT
+    except Exception:  # not safetensors at all
+        return False
+
+
+def resize_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, h, w) with h, w the nearest positive multiples of ``multiple``."""
+    height, width = image.shape[-2:]
+    size = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
+    if size == (height, width):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+class BilateralStudent(RetouchModel):
+    """A distilled student as a retouch model.
+
+    Args:
+        net: the trained network (evaluation mode, frozen).
+        device: where it runs (default: the net's device).
+    """
+
+    name = "bilateral-student"
+
+    def __init__(self, net: BilateralStudentNet, device: str | torch.device | None = None):
+        self.net = net.eval().requires_grad_(False)
+        if device is not None:
+            self.net.to(device)
+        self.device = next(self.net.parameters()).device
+        self.dtype = next(self.net.parameters()).dtype
+
+    @classmethod
+    def from_file(cls, path: str | Path, device: str | torch.device = "cpu",
+                  dtype: torch.dtype = torch.float32) -> "BilateralStudent":
+        """Load an exported student file."""
+        return cls(BilateralStudentNet.load(path, dtype=dtype), device)
+
+    @torch.no_grad()
+    def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
+        """(1, 3, H, W) in [0, 1] + plan -> batch-1 grid with its learned guide."""
+        low = low_res_copy(image.float(), self.net.config.resolution)
+        low = resize_to_multiple(low, self.net.size_multiple).clamp(0, 1)
+        out = self.net.predict(low.to(self.device, self.dtype), [plan.text])
+        guide = out.guide.to(device="cpu", dtype=torch.float32)
+        text = plan.text.strip() or "auto"
+        return RetouchGrid(out.grid.float().cpu(), guide, tuple(image.shape[-2:]), f"{self.name}: {text}")

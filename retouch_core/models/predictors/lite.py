@@ -1,0 +1,205 @@
+"""The lite model: an HDRNet-style grid predictor conditioned on the instruction.
+
+A small CNN reads a fixed 256x256 copy of the image (HDRNet's low-resolution stream) and
+the instruction vector (:mod:`.conditioning`), which modulates every convolution by FiLM
+(per-channel scale and shift). Local features (16x16) and a global vector are fused into
+the coefficients of a (12, D, 16, 16) bilateral grid, predicted as a residual on the
+identity so that an untrained network leaves photos unchanged. The guide is HDRNet's
+learned per-pixel curve network, shared by all images.
+
+With ``recipe_prior`` the residual is taken on the instruction's recipe instead of the identity:
+the global grid of the rule-based edit (the attribute bank's recipe, rendered and fitted, see
+:func:`~.rule_based.global_grid_from_params`) is added to the network's output. The network then
+learns how much of the recipe this photo needs and what local correction to add, and an
+instruction is followed even where the training data are thin.
+
+Param mode (explicit numbers only) does not use the network: the renderer is exact, so the
+edit is rendered and fitted (:func:`~.rule_based.grid_from_params`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ...engine.grid import GRID_CHANNELS, identity_grid
+from ...formats.grid_files import RetouchGrid
+from ...engine.guide import GuideParams, LearnedGuide
+from ...language.matcher import Plan
+from ..base import RetouchModel
+from .conditioning import ConditionLayout
+from .rule_based import global_grid_from_params, grid_from_params
+
+FORMAT = "instantretouch-lite"
+
+
+@dataclass(frozen=True)
+class LiteConfig:
+    """Architecture of :class:`LiteGridNet`.
+
+    Attributes:
+        input_size: side of the square low-resolution copy the network reads.
+        grid_depth, grid_size: grid D and H_g = W_g.
+        width: channels of the first layer; doubled at each of the 4 stride-2 layers
+            (HDRNet's splat path), so 16x16 features have ``8 * width`` channels.
+        cond_hidden: size of the instruction embedding.
+        guide_knots: segments of the guide's per-channel curves.
+        attributes, params: the conditioning layout the weights were trained with.
+        recipe_prior: add the instruction's recipe grid to the network's residual (module docstring).
+    """
+
+    input_size: int = 256
+    grid_depth: int = 8
+    grid_size: int = 16
+    width: int = 8
+    cond_hidden: int = 64
+    guide_knots: int = 16
+    attributes: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().attributes)
+    params: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().params)
+    recipe_prior: bool = False
+
+    @property
+    def layout(self) -> ConditionLayout:
+        return ConditionLayout(tuple(self.attributes), tuple(self.params))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> "LiteConfig":
+        data = json.loads(text)
+        data["attributes"], data["params"] = tuple(data["attributes"]), tuple(data["params"])
+        return LiteConfig(**data)
+
+
+class FiLMConv(nn.Module):
+    """3x3 conv, FiLM by the instruction embedding, ReLU: (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
+
+    def __init__(self, c_in: int, c_out: int, cond: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1)
+        self.film = nn.Linear(cond, 2 * c_out)
+        nn.init.zeros_(self.film.weight)  # starts as a plain conv: scale 1, shift 0
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[..., None, None].chunk(2, dim=1)
+        return F.relu(self.conv(x) * (1 + scale) + shift)
+
+
+class LiteGridNet(nn.Module):
+    """Low-res image + instruction vector -> bilateral grid.
+
+    forward(image (B, 3, S, S), cond (B, C)) -> grid (B, 12, D, G, G), S = input_size,
+    G = grid_size = S / 16.
+    """
+
+    def __init__(self, config: LiteConfig):
+        super().__init__()
+        self.config = config
+        w, h = config.width, config.cond_hidden
+        self.embed = nn.Sequential(nn.Linear(config.layout.size, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.splat = nn.ModuleList(FiLMConv(c_in, c_out, h, 2) for c_in, c_out in ((3, w), (w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)))
+        self.local = nn.ModuleList([FiLMConv(8 * w, 8 * w, h), FiLMConv(8 * w, 8 * w, h)])
+        self.global_convs = nn.ModuleList([FiLMConv(8 * w, 8 * w, h, 2), FiLMConv(8 * w, 8 * w, h, 2)])
+        self.global_fc = nn.Sequential(nn.Linear(8 * w * 16, 8 * w), nn.ReLU(), nn.Linear(8 * w, 8 * w))
+        self.cond_to_global = nn.Linear(h, 8 * w)
+        self.head = nn.Conv2d(8 * w, GRID_CHANNELS * config.grid_depth, 1)
+        nn.init.zeros_(self.head.weight)  # identity grid at initialisation
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, image: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        c = self.embed(cond)
+        x = image
+        for layer in self.splat:
+            x = layer(x, c)
+        local = x
+        for layer in self.local:
+            local = layer(local, c)
+        g = x
+        for layer in self.global_convs:
+            g = layer(g, c)
+        g = F.adaptive_avg_pool2d(g, 4).flatten(1)
+        g = self.global_fc(g) + self.cond_to_global(c)
+        fused = F.relu(local + g[..., None, None])
+        b, _, gh, gw = fused.shape
+        delta = self.head(fused).view(b, GRID_CHANNELS, self.config.grid_depth, gh, gw)
+        eye = identity_grid(1, self.config.grid_depth, gh, gw, device=delta.device, dtype=delta.dtype)
+        return eye + delta
+
+
+def square_copy(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, size, size), antialiased (aspect is not kept, as in HDRNet)."""
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+class LiteRetouchModel(RetouchModel, nn.Module):
+    """Trainable lite model: network + guide, with save/load as one safetensors file."""
+
+    name = "lite"
+
+    def __init__(self, config: LiteConfig | None = None):
+        nn.Module.__init__(self)
+        self.config = config or LiteConfig()
+        self.net = LiteGridNet(self.config)
+        self.guide = LearnedGuide(self.config.guide_knots)
+        self.metadata: dict[str, str] = {}
+
+    def predict_grids(self, image: torch.Tensor, plans: list[Plan]) -> torch.Tensor:
+        """Differentiable grids for a batch: (B, 3, H, W) + B plans -> (B, 12, D, G, G)."""
+        cond = self.config.layout.encode_batch(plans).to(image.device, image.dtype)
+        grids = self.net(square_copy(image, self.config.input_size), cond)
+        if self.config.recipe_prior:
+            grids = grids + self.recipe_offsets(image, plans).to(grids.dtype)
+        return grids
+
+    @torch.no_grad()
+    def recipe_offsets(self, image: torch.Tensor, plans: list[Plan]) -> torch.Tensor:
+        """(B, 3, H, W) + B plans -> (B, 12, D, 1, 1): each plan's recipe grid minus the identity
+        (zero for plans without recipe, e.g. auto mode), fitted for the current guide."""
+        depth = self.config.grid_depth
+        guide = self.frozen_guide()
+        offsets = torch.zeros(len(plans), GRID_CHANNELS, depth, 1, 1, device=image.device)
+        eye = identity_grid(1, depth, 1, 1, device=image.device)
+        for i, plan in enumerate(plans):
+            params = plan.to_params()
+            if params:
+                offsets[i] = (global_grid_from_params(image[i : i + 1], params, depth, guide) - eye)[0]
+        return offsets
+
+    @torch.no_grad()
+    def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
+        if plan.mode == "param":
+            grid = grid_from_params(image, plan.to_params())
+            return RetouchGrid(grid.grid, None, grid.source_size, f"{self.name} (exact param render): {grid.label}")
+        grid = self.predict_grids(image.float(), [plan])
+        return RetouchGrid(grid, self.frozen_guide(), tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
+
+    def frozen_guide(self) -> GuideParams:
+        """The learned guide's current parameters, detached (batch 1)."""
+        return GuideParams(*(t.detach() for t in self.guide.params().tensors()))
+
+    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+        """One .safetensors file: weights, config and free-form metadata (e.g. training command)."""
+        tensors = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
+        info = {"format": FORMAT, "config": self.config.to_json(), **self.metadata, **(metadata or {})}
+        save_file(tensors, str(path), metadata=info)
+
+    @staticmethod
+    def load(path: str | Path) -> "LiteRetouchModel":
+        with safe_open(str(path), framework="pt") as f:
+            info = f.metadata() or {}
+            if info.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a lite retouch model (format {info.get('format')!r})")
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        model = LiteRetouchModel(LiteConfig.from_json(info["config"]))
+        model.load_state_dict(state)
+        model.metadata = {k: v for k, v in info.items() if k not in ("format", "config")}
+        return model.eval()

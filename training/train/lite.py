@@ -1,0 +1,286 @@
+"""``retouch-train train-lite``: train the lite model on make-dataset triplets, resumably.
+
+    retouch-train train-lite --dataset data/triplets --run runs/lite [--config lite.yaml]
+        [--max-minutes 100] [--epochs 30] [--export model.safetensors]
+
+Losses (weights in :class:`TrainLiteConfig`): L1 and 1 - SSIM of the sliced output to the
+target, 3D Laplacian smoothness of the grid, an out-of-gamut penalty on the unclamped output,
+and LPIPS when its weights exist locally (reported, not silently skipped). The network reads a
+256x256 copy; the loss is computed on a ``loss_size`` copy (slicing backward is the cost).
+
+Resuming: running the same command again continues from ``RUN/checkpoint.safetensors``;
+the data order depends only on (seed, epoch), so a resumed run sees the batches an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+from retouch_core.language.matcher import parse_instruction
+from retouch_core.models.predictors.lite import LiteConfig, LiteRetouchModel
+from retouch_core.engine.slicing import slice_and_apply
+
+from .checkpointing import load_checkpoint, save_checkpoint
+from ..data.dataset import TripletDataset
+from .losses import grid_laplacian_smoothness
+
+
+@dataclass(frozen=True)
+class TrainLiteConfig:
+    """Hyper-parameters of train-lite (YAML keys of the same names override them).
+
+    ``init_from``: a lite model file whose network and guide weights start a new run (e.g. a
+    ``recipe_prior`` fine-tune of a model trained without it); ignored when the run resumes.
+    """
+
+    crop_size: int = 256
+    loss_size: int = 128
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    epochs: int = 30
+    grad_clip: float = 1.0
+    w_l1: float = 1.0
+    w_ssim: float = 0.2
+    w_smooth: float = 0.02
+    w_gamut: float = 1.0
+    w_lpips: float = 0.1
+    auto_instruction: float = 0.3
+    subsets: tuple[str, ...] = ("auto", "style")
+    checkpoint_every: int = 100
+    eval_records: int = 96
+    seed: int = 0
+    width: int = 8
+    recipe_prior: bool = False
+    init_from: str | None = None
+
+    def model_config(self) -> LiteConfig:
+        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior)
+
+    @staticmethod
+    def from_yaml(path: Path | None, **overrides) -> "TrainLiteConfig":
+        data = {}
+        if path is not None:
+            import yaml
+
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        names = {f.name for f in fields(TrainLiteConfig)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown train-lite config keys: {unknown}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        if "subsets" in data:
+            data["subsets"] = tuple(data["subsets"])
+        return TrainLiteConfig(**data)
+
+
+def gamut_penalty(image: torch.Tensor) -> torch.Tensor:
+    """Mean amount by which (B, 3, H, W) values leave [0, 1], a scalar."""
+    return (F.relu(image - 1) + F.relu(-image)).mean()
+
+
+def _lpips_or_none():
+    try:
+        from ..eval.metrics import MissingWeightsError, load_lpips
+    except ImportError:
+        return None, "lpips not installed"
+    try:
+        return load_lpips(), ""
+    except MissingWeightsError as err:
+        return None, str(err).splitlines()[0]
+
+
+class PlanCache:
+    """Instruction -> Plan, parsed once (the matcher costs milliseconds per call)."""
+
+    def __init__(self):
+        self._plans = {}
+
+    def __call__(self, texts: list[str]):
+        for text in texts:
+            if text not in self._plans:
+                self._plans[text] = parse_instruction(text)
+        return [self._plans[text] for text in texts]
+
+
+def losses(model: LiteRetouchModel, batch: dict, plans, config: TrainLiteConfig, lpips_model=None) -> dict[str, torch.Tensor]:
+    """Every loss term for one batch, and their weighted ``total``."""
+    source, target = batch["input"], batch["target"]
+    grids = model.predict_grids(source, plans)
+    small = F.interpolate(source, size=config.loss_size, mode="area")
+    small_target = F.interpolate(target, size=config.loss_size, mode="area")
+    raw = slice_and_apply(small, grids, model.guide, backend="grid_sample")
+    out = raw.clamp(0, 1)
+    terms = {
+        "l1": (out - small_target).abs().mean(),
+        "ssim": 1 - kornia.metrics.ssim(out, small_target, 11).mean(),
+        "smooth": grid_laplacian_smoothness(grids),
+        "gamut": gamut_penalty(raw),
+    }
+    if lpips_model is not None:
+        terms["lpips"] = lpips_model(out * 2 - 1, small_target * 2 - 1).mean()
+    weights = {"l1": config.w_l1, "ssim": config.w_ssim, "smooth": config.w_smooth, "gamut": config.w_gamut, "lpips": config.w_lpips}
+    terms["total"] = sum(weights[k] * v for k, v in terms.items())
+    return terms
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+
+
+def _batch(dataset: TripletDataset, indices: list[int]) -> dict:
+    items = [dataset[i] for i in indices]
+    return {"input": torch.stack([x["input"] for x in items]), "target": torch.stack([x["target"] for x in items]),
+            "instruction": [x["instruction"] for x in items]}
+
+
+@torch.no_grad()
+def evaluate_psnr(model: LiteRetouchModel, dataset: TripletDataset, plans: PlanCache, config: TrainLiteConfig) -> float:
+    """Mean PSNR (dB) of the model on the first ``eval_records`` held-out triplets at loss size."""
+    model.eval()
+    scores = []
+    for start in range(0, min(len(dataset), config.eval_records), config.batch_size):
+        batch = _batch(dataset, list(range(start, min(start + config.batch_size, len(dataset), config.eval_records))))
+        grids = model.predict_grids(batch["input"], plans(batch["instruction"]))
+        small = F.interpolate(batch["input"], size=config.loss_size, mode="area")
+        target = F.interpolate(batch["target"], size=config.loss_size, mode="area")
+        out = slice_and_apply(small, grids, model.guide).clamp(0, 1)
+        scores += (-10 * torch.log10((out - target).square().mean((1, 2, 3)).clamp_min(1e-10))).tolist()
+    model.train()
+    return sum(scores) / max(1, len(scores))
+
+
+def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: float | None = None, progress=True,
+          max_steps: int | None = None) -> dict:
+    """Train (or resume) and return the final state (step, epoch, held-out PSNR history).
+
+    ``max_minutes`` and ``max_steps`` (total optimizer steps, counted across resumes) stop the
+    run early and resumably; running again continues where it stopped.
+    """
+    torch.manual_seed(config.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    train_set = TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
+                               auto_instruction=config.auto_instruction, seed=config.seed)
+    heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
+    if len(train_set) < config.batch_size:
+        raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
+    model = LiteRetouchModel(config.model_config())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = load_checkpoint(run, model, optimizer)
+    if state is None:
+        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
+        if config.init_from:
+            model.load_state_dict(LiteRetouchModel.load(config.init_from).state_dict())
+    # Every (re)start is recorded: a resumed run may continue with other settings (e.g. fewer epochs).
+    state["config"] = asdict(config)
+    state.setdefault("invocations", []).append({"from_step": state["step"], "config": asdict(config), "max_minutes": max_minutes})
+    lpips_model, lpips_note = _lpips_or_none()
+    plans = PlanCache()
+    steps_per_epoch = len(train_set) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
+    step_limit = math.inf if max_steps is None else max_steps
+
+    def should_stop() -> bool:
+        return time.monotonic() >= deadline or state["step"] >= step_limit
+
+    log = (run / "log.jsonl").open("a")
+    if lpips_model is None:
+        print(f"LPIPS term off: {lpips_note}")
+    model.train()
+    bar = _progress_bar(total_steps, state["step"], progress)
+    while state["epoch"] < config.epochs and not should_stop():
+        train_set.set_epoch(state["epoch"])
+        order = _epoch_order(len(train_set), config.seed, state["epoch"])
+        for b in range(state["batch_in_epoch"], steps_per_epoch):
+            batch = _batch(train_set, order[b * config.batch_size : (b + 1) * config.batch_size])
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, state["step"], total_steps)
+            terms = losses(model, batch, plans(batch["instruction"]), config, lpips_model)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            state["step"] += 1
+            state["batch_in_epoch"] = b + 1
+            record = {"step": state["step"], "epoch": state["epoch"], **{k: round(v.item(), 6) for k, v in terms.items()}}
+            log.write(json.dumps(record) + "\n")
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['total']:.4f}", l1=f"{record['l1']:.4f}")
+            if state["step"] % config.checkpoint_every == 0:
+                log.flush()
+                save_checkpoint(run, model, optimizer, state)
+            if should_stop():
+                break
+        if state["batch_in_epoch"] >= steps_per_epoch:
+            psnr = evaluate_psnr(model, heldout, plans, config) if len(heldout) else float("nan")
+            state["history"].append({"epoch": state["epoch"], "step": state["step"], "heldout_psnr": round(psnr, 3)})
+            print(f"epoch {state['epoch']}: held-out PSNR {psnr:.2f} dB")
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+        save_checkpoint(run, model, optimizer, state)
+    log.close()
+    bar.close()
+    return state
+
+
+def _learning_rate(config: TrainLiteConfig, step: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc="train-lite", dynamic_ncols=True)
+
+
+def export(run: Path, out: Path, extra: dict[str, str] | None = None) -> Path:
+    """Write the run's current weights as a loadable model file (config + provenance in metadata)."""
+    state = json.loads((run / "state.json").read_text())
+    config = TrainLiteConfig(**{**state["config"], "subsets": tuple(state["config"]["subsets"])})
+    model = LiteRetouchModel(config.model_config())
+    optimizer = torch.optim.AdamW(model.parameters())
+    load_checkpoint(run, model, optimizer)
+    meta = {"train_config": json.dumps(asdict(config)), "step": str(state["step"]), "history": json.dumps(state["history"])}
+    model.save(out, {**meta, **(extra or {})})
+    return out
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train-lite", help="train the lite (HDRNet-style) instruction-conditioned model",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="folder made by make-dataset")
+    parser.add_argument("--run", type=Path, required=True, help="run folder: checkpoints, log.jsonl (resumes if present)")
+    parser.add_argument("--config", type=Path, help="YAML overriding TrainLiteConfig fields")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--init-from", dest="init_from", help="start a new run from this lite model file's weights")
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this long")
+    parser.add_argument("--max-steps", type=int, help="stop (resumably) at this total optimizer step")
+    parser.add_argument("--export", type=Path, help="write the final model file here")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    config = TrainLiteConfig.from_yaml(args.config, epochs=args.epochs, batch_size=args.batch_size, init_from=args.init_from)
+    state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress, max_steps=args.max_steps)
+    print(f"step {state['step']}, epoch {state['epoch']}/{config.epochs}; checkpoint in {args.run}")
+    if args.export:
+        print(f"wrote {export(args.run, args.export, {'dataset': str(args.dataset)})}")
+    return 0
