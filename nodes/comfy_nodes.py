@@ -14,7 +14,7 @@ import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
 from ..retouch_core.language.clip_score import load_clip
-from ..retouch_core.formats.grid_files import RetouchGrid
+from ..retouch_core.engine.retouch_grid import RetouchGrid
 from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.language.params import PARAM_GROUPS, PARAM_SPECS

@@ -1,7 +1,8 @@
-"""Image tensors as users have them: checks, channel handling and ComfyUI layout.
+"""Image tensors as users have them: shape checks and channel handling.
 
 The core works on (B, C, H, W) float tensors in [0, 1]: C = 3 (RGB), 1 (grey, expanded to
-RGB) or 4 (RGBA, alpha passed through untouched). ComfyUI's IMAGE is (B, H, W, C).
+RGB) or 4 (RGBA, alpha passed through untouched). ComfyUI's (B, H, W, C) layout is the
+node pack's business (``nodes/layout.py``).
 """
 
 from __future__ import annotations
@@ -53,18 +54,3 @@ def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     if alpha is None:
         return rgb
     return torch.cat([rgb, alpha.to(rgb.dtype)], dim=1)
-
-
-def comfy_to_bchw(image: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE (B, H, W, C) or (H, W, C) -> (B, C, H, W) view."""
-    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"ComfyUI images have shape (B, H, W, C), got {shape}")
-    if image.dim() == 3:
-        image = image.unsqueeze(0)
-    return image.movedim(-1, 1)
-
-
-def bchw_to_comfy(image: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> ComfyUI IMAGE (B, H, W, C), contiguous."""
-    return image.movedim(1, -1).contiguous()

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 
-from ..formats.grid_files import RetouchGrid
+from ..engine.retouch_grid import RetouchGrid
 from ..language.matcher import Plan, parse_instruction
 
 DEFAULT_LOW_RES = 256

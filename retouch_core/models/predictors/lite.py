@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ...engine.grid import GRID_CHANNELS, identity_grid
-from ...formats.grid_files import RetouchGrid
+from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams, LearnedGuide
 from ...language.matcher import Plan
 from ..base import RetouchModel

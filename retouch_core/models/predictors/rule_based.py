@@ -19,7 +19,7 @@ import kornia
 import torch
 
 from ...engine.fit import fit_grid
-from ...formats.grid_files import RetouchGrid
+from ...engine.retouch_grid import RetouchGrid
 from ...language.matcher import Plan
 from ...language.render import render
 from ..base import DEFAULT_LOW_RES, RetouchModel, low_res_copy
