@@ -458,6 +458,13 @@ def fit_grid(
     Returns:
         (B, 12, D, H_g, W_g) grid, float64 if ``input`` is float64, else float32. The fit is a
         closed-form solve and is not differentiable (it runs under ``torch.no_grad``).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> before = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> grid = fit_grid(before, 0.8 * before + 0.1)  # a matte look: an affine, fitted exactly
+        >>> grid.shape, bool((slice_and_apply(before, grid) - (0.8 * before + 0.1)).abs().max() < 1e-4)
+        (torch.Size([1, 12, 8, 16, 16]), True)
     """
     size = _check_sizes(depth, height, width)
     check_image(input, "input")
@@ -507,6 +514,14 @@ def fit_grid_to_edit(
 
     Returns:
         (B, 12, D, H_g, W_g) grid (float64 for a float64 image, else float32).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> colours = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> photo = torch.nn.functional.interpolate(colours, size=(512, 768), mode="bilinear")
+        >>> grid = fit_grid_to_edit(photo, torch.sqrt, max_pixels=128 * 192)  # sqrt runs at 128x192
+        >>> bool((slice_and_apply(photo, grid) - photo.sqrt()).abs().mean() < 2e-3)
+        True
     """
     size = _check_sizes(depth, height, width)
     check_image(image)

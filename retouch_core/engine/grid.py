@@ -54,6 +54,10 @@ def grid_from_affine(
 
     Returns:
         (B, 12, D, H_g, W_g) grid (B = 1 for a (3, 4) input).
+
+    Example:
+        >>> grid_from_affine(torch.eye(3, 4), depth=4, height=2, width=2).shape
+        torch.Size([1, 12, 4, 2, 2])
     """
     if affine.shape[-2:] != (AFFINE_ROWS, AFFINE_COLS) or affine.dim() not in (2, 3):
         raise ValueError(f"affine must have shape (3, 4) or (B, 3, 4), got {tuple(affine.shape)}")
@@ -71,7 +75,14 @@ def identity_grid(
     device=None,
     dtype=torch.float32,
 ) -> torch.Tensor:
-    """A grid of exact identity affines, shape (batch, 12, depth, height, width)."""
+    """A grid of exact identity affines, shape (batch, 12, depth, height, width).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> image = torch.rand(1, 3, 32, 48)
+        >>> torch.allclose(slice_and_apply(image, identity_grid()), image, atol=1e-6)
+        True
+    """
     eye = identity_affine(device=device, dtype=dtype).expand(batch, AFFINE_ROWS, AFFINE_COLS)
     return grid_from_affine(eye, depth, height, width)
 
@@ -130,6 +141,11 @@ def scale_grid(grid: torch.Tensor, strength) -> torch.Tensor:
 
     Returns:
         (B, 12, D, H_g, W_g), a new tensor.
+
+    Example:
+        >>> half_as_dark = scale_grid(grid_from_affine(0.5 * torch.eye(3, 4)), 0.5)
+        >>> half_as_dark[0, 0, 0, 0, 0].item()  # gain 1 + 0.5 * (0.5 - 1)
+        0.75
     """
     check_grid(grid)
     s = torch.as_tensor(strength, device=grid.device, dtype=grid.dtype)

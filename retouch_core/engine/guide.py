@@ -43,6 +43,11 @@ class GuideParams:
         slopes: (N, 3, K) non-negative segment slopes of the per-channel curves.
         mix: (N, 3) weights ``w`` of the 1x1 mix.
         mix_bias: (N,) bias ``w_0``.
+
+    Example:
+        >>> image = torch.rand(1, 3, 8, 8)
+        >>> torch.allclose(apply_guide(image, GuideParams.identity()), luminance_guide(image), atol=1e-6)
+        True
     """
 
     ccm: torch.Tensor
@@ -137,6 +142,11 @@ class LearnedGuide(nn.Module):
 
     Slopes are stored through a softplus so that every value of the raw parameters gives a
     monotone curve.
+
+    Example:
+        >>> guide = LearnedGuide()
+        >>> guide(torch.rand(2, 3, 8, 8)).shape  # a (B, 1, H, W) guide map, luminance at first
+        torch.Size([2, 1, 8, 8])
     """
 
     def __init__(self, knots: int = DEFAULT_KNOTS):

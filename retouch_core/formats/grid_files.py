@@ -46,7 +46,24 @@ def save_grid(grid: RetouchGrid, path: str | Path) -> None:
 
 
 def load_grid(path: str | Path) -> RetouchGrid:
-    """Read a file written by :func:`save_grid` (safetensors only: no pickle is ever run)."""
+    """Read a file written by :func:`save_grid` (safetensors only: no pickle is ever run).
+
+    Returns:
+        The :class:`RetouchGrid`: grid (N, 12, D, H_g, W_g) float32, its guide (batch 1 or N) or
+        None, source size and label as saved.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a safetensors grid file.
+
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> path = Path(tempfile.mkdtemp()) / "two.safetensors"
+        >>> RetouchGrid(identity_grid(2), source_size=(480, 640)).save(path)
+        >>> back = load_grid(path)
+        >>> back.grid.shape, back.guide, back.source_size
+        (torch.Size([2, 12, 8, 16, 16]), None, (480, 640))
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no grid file at {path}")

@@ -616,5 +616,10 @@ def default_bank() -> AttributeBank:
 
     Built on each call (cheap, a few hundred objects) rather than cached in a module global, so
     no caller can observe state shared with another.
+
+    Example:
+        >>> bank = default_bank()
+        >>> bank["warmth"].group, bank["warmth"].positive
+        ('global colour', 'a warm photo')
     """
     return AttributeBank((*_lighting(), *_global_colour(), *_specific_colour(), *_styles()))

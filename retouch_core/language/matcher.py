@@ -81,6 +81,11 @@ class Plan:
         unknown: words not understood, in order of appearance, normalised (lower case, no accents).
         notes: human-readable remarks (unsupported requests, conversions, assumptions).
         text: the original instruction.
+
+    Example:
+        >>> plan = parse_instruction("white balance 5200K")
+        >>> plan.mode, round(plan.to_params()["temperature"], 2)
+        ('param', -38.46)
     """
 
     mode: str = "auto"
@@ -754,7 +759,13 @@ class _Reader:
 
 
 def parse_instruction(text: str, bank: AttributeBank | None = None) -> Plan:
-    """Read a retouching instruction into a :class:`Plan` (see the module docstring)."""
+    """Read a retouching instruction into a :class:`Plan` (see the module docstring).
+
+    Example:
+        >>> plan = parse_instruction("warmer, exposure +0.5")
+        >>> plan.mode, plan.attributes, plan.params
+        ('style', {'warmth': 1.0}, {'exposure': 0.5})
+    """
     text = "" if text is None else str(text)
     if not text.strip():
         return Plan(mode="auto", text=text, notes=["empty instruction: automatic enhancement"])

@@ -215,6 +215,13 @@ class RetouchParams:
     ``y``; the end points ``(0, 0)`` and ``(1, 1)`` are implied when no point sits at ``x = 0`` or
     ``x = 1``. Constructing a record does not range-check it (optimisers may step outside);
     :meth:`validate` and :meth:`from_dict` do.
+
+    Example:
+        >>> edit = RetouchParams(exposure=0.5, temperature=20.0, tone_curve=((0.25, 0.2),))
+        >>> edit.to_json()
+        '{"exposure": 0.5, "temperature": 20.0, "tone_curve": [[0.25, 0.2]]}'
+        >>> RetouchParams.from_json(edit.to_json()) == edit, RetouchParams().is_identity()
+        (True, True)
     """
 
     # lighting

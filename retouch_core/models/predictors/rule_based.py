@@ -70,6 +70,12 @@ def grid_from_params(
 
     Returns:
         Batch-1 :class:`RetouchGrid` whose ``source_size`` is the image's (H, W).
+
+    Example:
+        >>> from retouch_core.language.params import RetouchParams
+        >>> grid = grid_from_params(torch.rand(1, 3, 600, 800), RetouchParams(exposure=0.5))
+        >>> grid.batch, grid.source_size, grid.label
+        (1, (600, 800), 'exposure +0.5')
     """
     low = low_res_copy(image.float(), low_res)
     grid = fit_grid(low, render(low, params), depth=grid_size[0], height=grid_size[1], width=grid_size[2])
