@@ -6,6 +6,7 @@ Like kornia's API test: adding or removing a public name is a deliberate change 
 import doctest
 import importlib
 import inspect
+import pkgutil
 import subprocess
 import sys
 
@@ -75,14 +76,50 @@ def test_every_public_callable_documents_shapes_with_an_example(name):
     assert "Example:" in doc and ">>>" in doc, f"{name}: no runnable example in its docstring"
 
 
-def _example_modules() -> list[str]:
-    modules = {getattr(retouch_core, name).__module__ for name in CALLABLES}
-    return sorted(modules | {"retouch_core", "retouch_core.language.params", "retouch_core.engine.retouch_grid"})
+def library_modules() -> list[str]:
+    """Every module of the package that imports here (the diffusion stack needs diffusers)."""
+    names = ["retouch_core"]
+    for info in pkgutil.walk_packages(retouch_core.__path__, "retouch_core."):
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
+            names.append(info.name)
+    return names
 
 
-@pytest.mark.parametrize("module_name", _example_modules())
+# Modules whose every public function and class has a runnable example (the goal is all of
+# retouch_core; engine/lut.py, the renderer's stages, the models and the apps are not there yet).
+FULLY_DOCUMENTED = [
+    "retouch_core.engine.blend",
+    "retouch_core.engine.checks",
+    "retouch_core.engine.fit",
+    "retouch_core.engine.grid",
+    "retouch_core.engine.guide",
+    "retouch_core.engine.retouch_grid",
+    "retouch_core.engine.slicing",
+    "retouch_core.formats.grid_files",
+    "retouch_core.language.attributes",
+    "retouch_core.language.params",
+]
+
+
+@pytest.mark.parametrize("module_name", FULLY_DOCUMENTED)
+def test_every_public_definition_of_documented_modules_has_an_example(module_name):
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    missing = [
+        name for name in names
+        if (inspect.isfunction(obj := getattr(module, name)) or inspect.isclass(obj))
+        and obj.__module__ == module_name and ">>>" not in (inspect.getdoc(obj) or "")
+    ]
+    assert not missing, f"{module_name}: no example in {missing}"
+
+
+@pytest.mark.parametrize("module_name", library_modules())
 def test_docstring_examples_run(module_name, one_thread):
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0, f"{module_name} has no examples"
     assert result.failed == 0, f"{result.failed} docstring example(s) of {module_name} failed (output above)"
+
+
+def test_every_exported_module_has_examples():
+    for module_name in {getattr(retouch_core, name).__module__ for name in CALLABLES} | {"retouch_core"}:
+        assert doctest.DocTestFinder().find(importlib.import_module(module_name)), module_name

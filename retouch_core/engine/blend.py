@@ -33,6 +33,10 @@ def prepare_mask(
 
     Returns:
         (batch, 1, height, width) float mask.
+
+    Example:
+        >>> prepare_mask(torch.ones(64, 64), batch=2, height=480, width=640, feather=2.0).shape
+        torch.Size([2, 1, 480, 640])
     """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")

@@ -19,6 +19,12 @@ def check_image(image, name: str = "image", check_finite: bool = True) -> None:
         image: the tensor to check; C must be 1, 3 or 4.
         name: how the tensor is called in error messages.
         check_finite: also reject NaN/Inf (one pass over the data).
+
+    Example:
+        >>> check_image(torch.rand(1, 3, 4, 4))
+        >>> check_image(torch.rand(4, 4, 3))
+        Traceback (most recent call last):
+        ValueError: image must have shape (B, C, H, W), got (4, 4, 3)
     """
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
@@ -40,7 +46,13 @@ def check_image(image, name: str = "image", check_finite: bool = True) -> None:
 
 
 def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, C, H, W) with C in {1, 3, 4} -> RGB (B, 3, H, W) and alpha (B, 1, H, W) or None."""
+    """(B, C, H, W) with C in {1, 3, 4} -> RGB (B, 3, H, W) and alpha (B, 1, H, W) or None.
+
+    Example:
+        >>> rgb, alpha = split_alpha(torch.rand(2, 4, 8, 8))
+        >>> rgb.shape, alpha.shape, split_alpha(torch.rand(2, 1, 8, 8))[0].shape
+        (torch.Size([2, 3, 8, 8]), torch.Size([2, 1, 8, 8]), torch.Size([2, 3, 8, 8]))
+    """
     channels = image.shape[1]
     if channels == 1:
         return image.expand(-1, 3, -1, -1), None
@@ -50,7 +62,13 @@ def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]
 
 
 def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """Inverse of :func:`split_alpha` for the output: (B, 3, H, W) [+ (B, 1, H, W)]."""
+    """Inverse of :func:`split_alpha` for the output: (B, 3, H, W) [+ (B, 1, H, W)].
+
+    Example:
+        >>> rgba = torch.rand(1, 4, 8, 8)
+        >>> torch.equal(join_alpha(*split_alpha(rgba)), rgba)
+        True
+    """
     if alpha is None:
         return rgb
     return torch.cat([rgb, alpha.to(rgb.dtype)], dim=1)

@@ -39,7 +39,12 @@ GRID_CHANNELS = AFFINE_ROWS * AFFINE_COLS
 
 
 def identity_affine(device=None, dtype=torch.float32) -> torch.Tensor:
-    """The 3x4 identity affine ``[I | 0]``, shape (3, 4)."""
+    """The 3x4 identity affine ``[I | 0]``, shape (3, 4).
+
+    Example:
+        >>> identity_affine()[:, 3]  # the offset column
+        tensor([0., 0., 0.])
+    """
     return torch.eye(AFFINE_ROWS, AFFINE_COLS, device=device, dtype=dtype)
 
 
@@ -95,6 +100,10 @@ def grid_affines(grid: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, D, H_g, W_g, 3, 4) view-compatible tensor.
+
+    Example:
+        >>> torch.equal(grid_affines(identity_grid(2, 4, 3, 5))[1, 3, 2, 4], identity_affine())
+        True
     """
     b, _, d, h, w = grid.shape
     return grid.permute(0, 2, 3, 4, 1).reshape(b, d, h, w, AFFINE_ROWS, AFFINE_COLS)
@@ -107,6 +116,12 @@ def check_grid(grid, batch: int | None = None, name: str = "grid") -> None:
         grid: the tensor to check.
         batch: the image batch size it must serve; the grid batch must be 1 or equal to it.
         name: how the tensor is called in error messages.
+
+    Example:
+        >>> check_grid(identity_grid(2), batch=2)
+        >>> check_grid(identity_grid(2), batch=3)
+        Traceback (most recent call last):
+        ValueError: grid batch is 2 but the image batch is 3; use one grid for all images (batch 1) or one per image
     """
     if not isinstance(grid, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(grid).__name__}")

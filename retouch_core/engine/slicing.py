@@ -247,6 +247,11 @@ def apply_affine(affine: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, 3, H, W).
+
+    Example:
+        >>> fade = torch.cat([0.8 * torch.eye(3), torch.full((3, 1), 0.1)], 1)  # 0.8 p + 0.1
+        >>> apply_affine(fade.reshape(1, 12, 1, 1).expand(1, 12, 2, 2), torch.ones(1, 3, 2, 2))[0, :, 0, 0]
+        tensor([0.9000, 0.9000, 0.9000])
     """
     b, _, h, w = affine.shape
     a = affine.view(b, AFFINE_ROWS, AFFINE_COLS, h, w)

@@ -58,6 +58,10 @@ class Attribute:
         antonyms: names of the opposite attribute(s) in the bank.
         direction: +1 for the pole whose recipe is the "positive" reading of its axis,
             -1 for the opposite pole (whose recipe is the exact negation of its antonym's).
+
+    Example:
+        >>> Attribute("golden", STYLE, "a golden-hour photo", "a midday photo", {"temperature": 25}).recipe
+        mappingproxy({'temperature': 25})
     """
 
     name: str
@@ -130,6 +134,11 @@ class AttributeBank(Mapping[str, Attribute]):
     Validation at construction: unique names and synonyms, antonyms present and symmetric, each
     axis has one ``+1`` and one ``-1`` pole, and the ``-1`` pole's recipe is the negation of
     the ``+1`` pole's (which lets the matcher collapse an axis to one signed number).
+
+    Example:
+        >>> bank = AttributeBank([Attribute("golden", STYLE, "a golden-hour photo", "a midday photo", {"temperature": 25})])
+        >>> list(bank), bank["golden"].group
+        (['golden'], 'style')
     """
 
     __slots__ = ("_attributes",)
@@ -247,6 +256,10 @@ def recipe_to_params(
 
     Raises:
         KeyError: if a name is not in the bank.
+
+    Example:
+        >>> recipe_to_params({"warmth": 1.0, "brightness": 0.5})
+        {'exposure': 0.3, 'temperature': 30.0}
     """
     bank = default_bank() if bank is None else bank
     linear: dict[str, float] = {}

@@ -69,6 +69,10 @@ class ParamGroup:
         name: the group's name (``docs/PARAMS.md``, attribute groups, dataset tools).
         slider_label: prefix of the group's slider names in the ComfyUI node ("light: exposure");
             kept as first shipped because the node's schema snapshot pins it.
+
+    Example:
+        >>> [name for name, spec in PARAM_SPECS.items() if spec.group == SPLIT_TONING][:2]
+        ['split_shadow_hue', 'split_highlight_hue']
     """
 
     name: str
@@ -413,6 +417,10 @@ def tone_curve_knots(curve: ToneCurve) -> list[tuple[float, float]]:
     """Control points with the implied end points added: ``[(0, y0), ..., (1, yn)]``.
 
     An empty curve gives ``[(0, 0), (1, 1)]`` (the identity line).
+
+    Example:
+        >>> tone_curve_knots(((0.25, 0.2), (0.75, 0.8)))
+        [(0.0, 0.0), (0.25, 0.2), (0.75, 0.8), (1.0, 1.0)]
     """
     knots = list(curve)
     if not knots or knots[0][0] > 0.0:
@@ -439,6 +447,11 @@ def params_to_tensors(
         fewer knots than the longest are padded by repeating their last knot ``(1, y_last)``;
         the renderer treats such zero-width intervals as absent. The tensors are leaves without
         ``requires_grad``; call ``.requires_grad_()`` on the ones to optimise.
+
+    Example:
+        >>> t = params_to_tensors([RetouchParams(exposure=0.5), RetouchParams(tone_curve=((0.5, 0.6),))])
+        >>> t["exposure"], t["tone_curve"].shape
+        (tensor([0.5000, 0.0000]), torch.Size([2, 3, 2]))
     """
     batch = [params] if isinstance(params, RetouchParams) else list(params)
     if not batch or not all(isinstance(p, RetouchParams) for p in batch):
@@ -465,6 +478,10 @@ def tensors_to_params(tensors: Mapping[str, torch.Tensor], clamp: bool = True) -
 
     Returns:
         B records. Padding knots and the implied end points ``(0, 0)``/``(1, 1)`` are dropped.
+
+    Example:
+        >>> [p.to_dict() for p in tensors_to_params({"exposure": torch.tensor([0.5, 9.0])})]  # clamped
+        [{'exposure': 0.5}, {'exposure': 5.0}]
     """
     unknown = sorted(set(tensors) - set(SCALAR_FIELDS) - {"tone_curve"})
     if unknown:
