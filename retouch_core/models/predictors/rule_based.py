@@ -14,6 +14,7 @@ This is the non-learned baseline that learned models must beat.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import kornia
 import torch
@@ -54,7 +55,7 @@ class RuleBasedModel(RetouchModel):
         low = low_res_copy(image.float(), self.low_res)
         params = self.params_for(low, plan)
         grid = grid_from_params(low, params, (self.depth, self.height, self.width))
-        return RetouchGrid(grid.grid, None, tuple(image.shape[-2:]), f"{self.name}: {grid.label}")
+        return replace(grid, source_size=tuple(image.shape[-2:]), label=f"{self.name}: {grid.label}")
 
 
 @torch.no_grad()
