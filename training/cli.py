@@ -15,6 +15,21 @@ SUBCOMMAND_MODULES = (
 )
 
 
+def add_subcommand(subparsers, name: str, help: str, doc: str, add_arguments) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: its description is the first paragraph of ``doc`` (the module's
+    docstring); ``add_arguments(parser)`` adds its options and sets ``func``."""
+    parser = subparsers.add_parser(name, help=help, description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_arguments(parser)
+
+
+def run_subcommand(name: str, doc: str, add_arguments, argv=None) -> int:
+    """``python -m <module> ...``: subcommand ``name`` on its own, same options as ``retouch-train name``."""
+    parser = add_arguments(argparse.ArgumentParser(prog=f"retouch-train {name}", description=doc.split("\n\n")[0]))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retouch-train", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -12,8 +12,6 @@ The helpers here rebuild diffusers / transformers components from those configs.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -21,33 +19,40 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
+
+
+def open_safetensors(path: str | Path):
+    """``safe_open(path)`` after checking the file: its header is parsed here, so a missing file
+    raises FileNotFoundError and a file that is not safetensors ValueError, both naming the path.
+    Use as a context manager: ``with open_safetensors(p) as f: f.metadata()``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        return safe_open(str(path), framework="pt")
+    except Exception as err:  # safetensors raises several types for corrupt headers
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata of a safetensors file ({} when it has none). Reads the header only."""
-    with safe_open(str(path), framework="pt") as f:
+    with open_safetensors(path) as f:
         return dict(f.metadata() or {})
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file, on CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as err:  # safetensors raises several types for corrupt headers
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    with open_safetensors(path) as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def write_model_file(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:
-    """Write atomically (temporary file in the same folder, then ``os.replace``).
+    """Write atomically (:func:`~.atomic.atomic_write`).
 
     Tensors are moved to CPU and made contiguous; tensors sharing storage are copied, which
     safetensors requires.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
     clean = {}
     for key, value in tensors.items():
@@ -57,15 +62,7 @@ def write_model_file(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
             value = value.clone()
         seen.add(ptr)
         clean[key] = value
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(clean, tmp, metadata=dict(metadata))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: save_file(clean, str(tmp), metadata=dict(metadata)))
 
 
 def prefixed(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
-import torch.nn.functional as F
 
+from ..engine.resize import resize_long_side
 from ..engine.retouch_grid import RetouchGrid
 from ..language.matcher import Plan, parse_instruction
 
@@ -15,12 +15,9 @@ DEFAULT_LOW_RES = 256
 
 def low_res_copy(image: torch.Tensor, long_side: int = DEFAULT_LOW_RES) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, h, w) with max(h, w) <= long_side, antialiased; the same tensor if small."""
-    height, width = image.shape[-2:]
-    scale = long_side / max(height, width)
-    if scale >= 1:
+    if max(image.shape[-2:]) <= long_side:
         return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return resize_long_side(image, long_side).clamp(0, 1)
 
 
 class RetouchModel(ABC):

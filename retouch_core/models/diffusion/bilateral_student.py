@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams
+from ...engine.resize import resize
 from ...language.matcher import Plan
 from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features
 from ..base import RetouchModel, low_res_copy
@@ -205,9 +205,7 @@ def resize_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, h, w) with h, w the nearest positive multiples of ``multiple``."""
     height, width = image.shape[-2:]
     size = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
-    if size == (height, width):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resize(image, size)
 
 
 class BilateralStudent(RetouchModel):

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ...engine.grid import GRID_CHANNELS, identity_grid
 from ...engine.retouch_grid import RetouchGrid
+from ...formats.model_files import read_model_file, write_model_file
 from ...engine.guide import GuideParams, LearnedGuide
+from ...engine.resize import resize
 from ...language.matcher import Plan
 from ..base import RetouchModel
 from .conditioning import ConditionLayout
@@ -137,7 +137,7 @@ class LiteGridNet(nn.Module):
 
 def square_copy(image: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, size, size), antialiased (aspect is not kept, as in HDRNet)."""
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resize(image, (size, size))
 
 
 class LiteRetouchModel(RetouchModel, nn.Module):
@@ -188,17 +188,15 @@ class LiteRetouchModel(RetouchModel, nn.Module):
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """One .safetensors file: weights, config and free-form metadata (e.g. training command)."""
-        tensors = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
+        tensors = {k: v.float() for k, v in self.state_dict().items()}
         info = {"format": FORMAT, "config": self.config.to_json(), **self.metadata, **(metadata or {})}
-        save_file(tensors, str(path), metadata=info)
+        write_model_file(path, tensors, info)
 
     @staticmethod
     def load(path: str | Path) -> "LiteRetouchModel":
-        with safe_open(str(path), framework="pt") as f:
-            info = f.metadata() or {}
-            if info.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a lite retouch model (format {info.get('format')!r})")
-            state = {k: f.get_tensor(k) for k in f.keys()}
+        state, info = read_model_file(path)
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a lite retouch model (format {info.get('format')!r})")
         model = LiteRetouchModel(LiteConfig.from_json(info["config"]))
         model.load_state_dict(state)
         model.metadata = {k: v for k, v in info.items() if k not in ("format", "config")}
