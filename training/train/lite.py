@@ -74,15 +74,33 @@ class TrainLiteConfig:
         if path is not None:
             import yaml
 
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            try:
+                data = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: a train-lite config is a YAML mapping of field: value")
         names = {f.name for f in fields(TrainLiteConfig)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown train-lite config keys: {unknown}")
         data.update({k: v for k, v in overrides.items() if v is not None})
-        if "subsets" in data:
-            data["subsets"] = tuple(data["subsets"])
+        for field_ in fields(TrainLiteConfig):
+            if field_.name in data:
+                data[field_.name] = _typed(field_.name, data[field_.name], field_.default, path)
         return TrainLiteConfig(**data)
+
+
+def _typed(name: str, value, default, path):
+    """``value`` as the type of the field's ``default``; ValueError naming the config file."""
+    ok = {bool: lambda v: type(v) is bool, int: lambda v: type(v) is int,
+          float: lambda v: type(v) in (int, float), str: lambda v: isinstance(v, str),
+          tuple: lambda v: isinstance(v, list | tuple) and all(isinstance(x, str) for x in v)}
+    kind = str if default is None else type(default)
+    if (value is None and default is None) or ok[kind](value):
+        return tuple(value) if kind is tuple else value
+    raise ValueError(f"{path or 'train-lite config'}: {name} must be {'a list of names' if kind is tuple else 'a ' + kind.__name__},"
+                     f" got {value!r}")
 
 
 def gamut_penalty(image: torch.Tensor) -> torch.Tensor:
@@ -169,12 +187,12 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
     run early and resumably; running again continues where it stopped.
     """
     torch.manual_seed(config.seed)
-    run.mkdir(parents=True, exist_ok=True)
     train_set = TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
                                auto_instruction=config.auto_instruction, seed=config.seed)
     heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
     if len(train_set) < config.batch_size:
         raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
+    run.mkdir(parents=True, exist_ok=True)  # only once the dataset is known to be usable
     model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = load_checkpoint(run, model, optimizer)
