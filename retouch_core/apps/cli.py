@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import unicodedata
+import warnings
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,12 +297,12 @@ def check_paths(args: argparse.Namespace) -> None:
     format_for_path(output)
     if not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
+    check_no_clobber([("OUTPUT", output), ("--save-grid", args.save_grid)], read_files(args))
     if args.save_grid is not None:
         if args.save_grid.is_dir() or not args.save_grid.parent.is_dir():
             raise UsageError(f"--save-grid: {args.save_grid} must be a file in an existing folder")
         if args.save_grid.suffix.lower() != GRID_SUFFIX:
             raise UsageError(f"--save-grid: {args.save_grid} must end in {GRID_SUFFIX} (grid files are safetensors)")
-    check_no_clobber([("OUTPUT", output), ("--save-grid", args.save_grid)], read_files(args))
 
 
 def read_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -391,7 +392,7 @@ def plan_folder(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]
     # The full name: a.png and a.jpg must not share a grid file.
     jobs = [(src, args.output / src.name,
              args.save_grid / f"{src.name}{GRID_SUFFIX}" if args.save_grid is not None else None) for src in sources]
-    inputs = read_files(args)[1:]  # INPUT itself is a folder; its images are checked one by one
+    inputs = read_files(args)  # INPUT is a folder, so not among them: its images are added one by one
     for src, dst, grid_path in jobs:
         check_no_clobber([("OUTPUT", dst), ("--save-grid", grid_path)], inputs + [("INPUT", src)])
     return jobs
@@ -441,8 +442,19 @@ def one_line(err: BaseException) -> str:
     return text if not isinstance(err, MemoryError) else f"not enough memory ({text})"
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a damaged EXIF block dropped, ...) as one line, like errors."""
+    tqdm.write(f"retouch: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (see the module docstring)."""
+    with warnings.catch_warnings():  # restores the warning display on return
+        warnings.showwarning = show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_paths(args)

@@ -159,14 +159,13 @@ def check_pixel_count(path, width: int, height: int, max_pixels: int = DEFAULT_M
 
 
 @contextlib.contextmanager
-def _pillow_pixel_limit(max_pixels: int):
-    """Pillow's bomb check uses a module global: let it allow what our own check allows."""
+def _no_pillow_pixel_limit():
+    """Pillow's bomb check (a module global) is replaced by :func:`check_pixel_count`, which runs
+    right after ``Image.open`` has read the header and before any pixel is decoded."""
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max(saved or 0, max_pixels)
+    Image.MAX_IMAGE_PIXELS = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
+        yield
     finally:
         Image.MAX_IMAGE_PIXELS = saved
 
@@ -174,7 +173,7 @@ def _pillow_pixel_limit(max_pixels: int):
 def _read_with_pillow(path: Path, header: bytes, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
     """PNG, JPEG, WebP, BMP -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
     try:
-        with _pillow_pixel_limit(max_pixels):
+        with _no_pillow_pixel_limit():
             image = Image.open(path)
     except UnidentifiedImageError as err:
         raise ImageFormatError(f"{path}: not an image file in a supported format ({', '.join(SUFFIXES)})") from err
@@ -203,10 +202,25 @@ def _read_with_pillow(path: Path, header: bytes, max_pixels: int) -> tuple[np.nd
             bit_depth=16 if array.dtype == np.uint16 else 8,
             mode=mode,
             icc_profile=image.info.get("icc_profile") or None,
-            exif=image.info.get("exif") or None,
+            exif=_readable_exif(image.info.get("exif"), path),
             orientation=_valid_orientation(exif.get(ORIENTATION_TAG, 1)),
         )
     return array, info
+
+
+def _readable_exif(raw: bytes | None, path: Path) -> bytes | None:
+    """The EXIF block if Pillow can parse it again on write; a damaged one is dropped with a
+    warning (the photo is fine, only its metadata cannot be carried over)."""
+    if not raw:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about every damaged entry it skips
+            Image.Exif().load(raw)
+    except _DECODER_ERRORS as err:
+        warnings.warn(f"{path}: damaged EXIF block not carried over ({err})", stacklevel=3)
+        return None
+    return raw
 
 
 def _png_bit_depth(header: bytes) -> int:
