@@ -9,11 +9,15 @@ Formats and their decoders:
 ====== =========== ===================================================================
 PNG    8, 16 bit   Pillow for <= 8 bit; pypng for 16 bit (Pillow's RGB modes are 8-bit
                    only and silently drop the low byte)
-TIFF   8, 16 bit   tifffile (first page; grey, RGB, optional alpha)
+TIFF   8, 16 bit   tifffile (one page, previews aside; grey, RGB, optional alpha)
 JPEG   8 bit       Pillow
 WebP   8 bit       Pillow
 BMP    8 bit       Pillow
 ====== =========== ===================================================================
+
+Every reader refuses a file whose header claims more than ``max_pixels`` pixels before decoding
+it (default: Pillow's own limit), and animations / multi-page files, which could only be edited
+one frame at a time.
 
 Metadata: the ICC profile is kept in every format that can hold one (the pixels stay in the
 input's colour space, so its profile still describes them); EXIF is kept for JPEG, PNG and
