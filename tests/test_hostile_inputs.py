@@ -135,15 +135,17 @@ def test_saved_files_are_numbered_like_saveimage_and_never_overwritten(pack, tmp
     assert (first.name, second.name) == ("look_00001.cube", "look_00002.cube")
     kept = second.read_text()
     first.unlink()  # a gap: the next number is the highest + 1, not the count + 1
-    assert luts.export_cube(grid, tmp_path, "look", size=3).name == "look_00003.cube"
-    assert second.read_text() == kept
+    third = luts.export_cube(grid, tmp_path, "look", size=3)
+    assert third.name == "look_00003.cube" and second.read_text() == kept
+    second.unlink()  # numbers 1 and 2 free: still after the highest, as SaveImage
+    assert luts.export_cube(grid, tmp_path, "look", size=3).name == "look_00004.cube"
     # glob characters are a literal name
     names = [luts.export_cube(grid, tmp_path, "look[v2]", size=3).name for _ in range(2)]
     assert names == ["look[v2]_00001.cube", "look[v2]_00002.cube"]
     # other names sharing the prefix do not count; a file in the way is skipped, not replaced
     (tmp_path / "lookalike_00009.cube").write_text("x")
-    (tmp_path / "look_00004.cube").mkdir()
-    assert luts.export_cube(grid, tmp_path, "look", size=3).name == "look_00005.cube"
+    (tmp_path / "look_00005.cube").mkdir()
+    assert luts.export_cube(grid, tmp_path, "look", size=3).name == "look_00006.cube"
     # subfolders in the prefix, as SaveImage
     path = luts.export_cube(grid, tmp_path, "looks/warm", size=3)
     assert path == tmp_path / "looks" / "warm_00001.cube"
