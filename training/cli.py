@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 SUBCOMMAND_MODULES = (
     "data.make_dataset", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
@@ -39,8 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Console entry point: bad input (missing files, invalid configs) is one line on stderr,
+    exit status 2; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as err:
+        print(f"retouch-train {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ..engine.checks import check_image
 from ..engine.resize import resize_long_side
 from ..engine.retouch_grid import RetouchGrid
 from ..language.matcher import Plan, parse_instruction
@@ -48,9 +49,16 @@ class RetouchModel(ABC):
         """
 
     def predict(self, image: torch.Tensor, instruction: str) -> tuple[RetouchGrid, Plan]:
-        """Parse ``instruction`` and predict a grid for a (1, 3, H, W) image."""
-        if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+        """Parse ``instruction`` and predict a grid for a (1, 3, H, W) float image in [0, 1].
+
+        Every public way into a model (this, ``__call__``, the nodes, the CLI) passes here, so
+        this is the one input check: TypeError for integer images, ValueError for other shapes.
+        """
+        check_image(image)
+        if image.shape[0] != 1 or image.shape[1] != 3:
             raise ValueError(f"predict takes one RGB image (1, 3, H, W), got {tuple(image.shape)}")
+        if not isinstance(instruction, str):
+            raise TypeError(f"the instruction must be text, got {type(instruction).__name__}")
         plan = parse_instruction(instruction)
         return self.predict_grid(image, plan), plan
 

@@ -354,6 +354,9 @@ def make_dataset(config: DatasetConfig) -> dict[str, Any]:
 
     if config.synth is None:
         config = dataclasses.replace(config, synth=SynthConfig())
+    missing = [root for root in config.photos if not Path(root).is_dir()]
+    if missing:  # before --out is made: a typo must not leave an empty dataset behind
+        raise DatasetConfigError(f"--photos: no such folder: {', '.join(missing)}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):

@@ -155,12 +155,12 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
     run early and resumably; running again continues where it stopped.
     """
     torch.manual_seed(config.seed)
-    run.mkdir(parents=True, exist_ok=True)
     train_set = TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
                                auto_instruction=config.auto_instruction, seed=config.seed)
     heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
     if len(train_set) < config.batch_size:
         raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
+    run.mkdir(parents=True, exist_ok=True)  # only once the dataset is known to be usable
     model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if find_checkpoint(run / CHECKPOINTS) is None:
