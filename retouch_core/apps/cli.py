@@ -28,9 +28,9 @@ import argparse
 import math
 import os
 import sys
+import time
 import unicodedata
 import warnings
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
