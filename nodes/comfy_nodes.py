@@ -18,8 +18,9 @@ from ..retouch_core.formats.grid_files import RetouchGrid
 from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.language.params import PARAM_RANGES
+from ..retouch_core.engine.lut_interp import INTERPOLATIONS
 from . import logic
-from .luts import export_cube, import_cube
+from .luts import apply_lut_file, export_cube, find_lut_file, import_cube, list_lut_files
 from .scoring import score_instruction
 
 CATEGORY = "image/retouch"
@@ -40,8 +41,24 @@ def register_folders() -> None:
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.models_dir, GRID_FOLDER))
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.get_output_directory(), GRID_FOLDER))
     folder_paths.add_model_folder_path(CLIP_FOLDER, os.path.join(folder_paths.models_dir, CLIP_FOLDER))
+    _lut_folders()
+
+
+def _lut_folders() -> list[str]:
+    """The `luts` folders, with ours (re-)added: other packs share the name and may replace the
+    entry after we registered it. Listing and lookup are ours too, so their extension filter
+    (e.g. only .cube) cannot hide our Hald CLUTs."""
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.models_dir, LUT_FOLDER))
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.get_output_directory(), LUT_FOLDER))
+    return folder_paths.get_folder_paths(LUT_FOLDER)
+
+
+def _lut_mtime(name: str) -> str:
+    try:
+        path = find_lut_file(_lut_folders(), name)
+    except FileNotFoundError:
+        return name
+    return f"{path}:{os.path.getmtime(path)}"
 
 
 def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
@@ -275,19 +292,50 @@ class ImportCube(io.ComfyNode):
             node_id="InstantRetouchImportCube",
             display_name="Import .cube LUT",
             category=CATEGORY,
-            description=f"Load a .cube 3D LUT from models/{LUT_FOLDER} or output/{LUT_FOLDER} as a bilateral grid, so "
-            "strength and regional blend work on it.",
-            inputs=[io.Combo.Input("cube_file", options=_files(LUT_FOLDER, (".cube",)))],
+            description=f"Load a LUT (.cube or Hald CLUT .png) from models/{LUT_FOLDER} (subfolders too) or "
+            f"output/{LUT_FOLDER} as a bilateral grid, so strength and regional blend work on it. The grid is "
+            "fitted, so it approximates the LUT; Apply LUT applies it exactly.",
+            inputs=[io.Combo.Input("cube_file", options=list_lut_files(_lut_folders()))],
             outputs=[BilateralGrid.Output(display_name="grid")],
         )
 
     @classmethod
     def fingerprint_inputs(cls, cube_file):
-        return _mtime(LUT_FOLDER, cube_file)
+        return _lut_mtime(cube_file)
 
     @classmethod
     def execute(cls, cube_file):
-        return io.NodeOutput(import_cube(folder_paths.get_full_path_or_raise(LUT_FOLDER, cube_file)))
+        return io.NodeOutput(import_cube(find_lut_file(_lut_folders(), cube_file)))
+
+
+class ApplyLut(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchApplyLUT",
+            display_name="Apply LUT",
+            category=CATEGORY,
+            description=f"Apply a LUT file exactly (.cube: 3D, 1D, shaper + 3D; Hald CLUT .png) from models/{LUT_FOLDER} "
+            "(subfolders too). Strength mixes with the input (above 1 exaggerates); the mask limits where it applies.",
+            inputs=[
+                io.Image.Input("image"),
+                io.Combo.Input("lut_file", options=list_lut_files(_lut_folders())),
+                io.Combo.Input("interpolation", options=list(INTERPOLATIONS), default="tetrahedral",
+                               tooltip="tetrahedral: what Resolve and OCIO use; trilinear: what most image apps use"),
+                io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05),
+                io.Mask.Input("mask", optional=True, tooltip="1 = LUT applied; LoadImage's MASK is 1 - alpha"),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, lut_file="", **_constants):
+        return _lut_mtime(lut_file)
+
+    @classmethod
+    def execute(cls, image, lut_file, interpolation, strength, mask=None):
+        path = find_lut_file(_lut_folders(), lut_file)
+        return io.NodeOutput(apply_lut_file(image, path, interpolation, strength, mask))
 
 
 class InstructionPlan(io.ComfyNode):
@@ -401,7 +449,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, ExportCube, ImportCube, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, ExportCube, ImportCube, ApplyLut, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):
