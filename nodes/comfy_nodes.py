@@ -19,6 +19,7 @@ from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.language.params import PARAM_RANGES
 from ..retouch_core.engine.lut_interp import INTERPOLATIONS
+from ..retouch_core.engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES
 from . import logic
 from .luts import apply_lut_file, export_cube, find_lut_file, import_cube, list_lut_files
 from .scoring import score_instruction
@@ -119,13 +120,23 @@ class PredictGrid(io.ComfyNode):
                 RetouchModel.Input("model"),
                 io.Image.Input("image"),
                 io.String.Input("instruction", multiline=True, default="warmer, lift the shadows, a bit cinematic"),
+                # Optional with the old behaviour as default: saved workflows keep their meaning.
+                io.Combo.Input("temporal", options=list(TEMPORAL_MODES), default="per-frame", optional=True,
+                               tooltip="video frames (an IMAGE batch): per-frame grids flicker; 'key frame' uses one "
+                               "grid for all frames, 'smoothed' low-passes the per-frame grids over time, '+ deflicker' also evens out "
+                               "the output brightness (removes an exposure flicker of the input)"),
+                io.Float.Input("smoothing_frames", default=DEFAULT_SIGMA, min=0.0, max=50.0, step=0.5, optional=True,
+                               tooltip="'smoothed' and 'deflicker': Gaussian sigma in frames"),
+                io.Int.Input("key_frame", default=0, min=0, max=100000, optional=True,
+                             tooltip="'key frame': the frame (batch index) the grid is predicted from"),
             ],
             outputs=[BilateralGrid.Output(display_name="grid"), io.String.Output(display_name="plan")],
         )
 
     @classmethod
-    def execute(cls, model, image, instruction):
-        grid, plan = logic.predict_grids(model, image, instruction, _progress(image.shape[0]))
+    def execute(cls, model, image, instruction, temporal="per-frame", smoothing_frames=DEFAULT_SIGMA, key_frame=0):
+        frames = 1 if temporal == "key frame" else image.shape[0]
+        grid, plan = logic.predict_grids(model, image, instruction, _progress(frames), temporal, smoothing_frames, key_frame)
         return io.NodeOutput(grid, plan)
 
 

@@ -15,6 +15,7 @@ import torch
 from ..retouch_core.engine.blend import regional_blend
 from ..retouch_core.formats.grid_files import RetouchGrid
 from ..retouch_core.engine.checks import bchw_to_comfy, comfy_to_bchw
+from ..retouch_core.engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES, select_frame, stack_frame_grids, temporal_grid
 
 Progress = Callable[[int, int], None]
 
@@ -126,43 +127,46 @@ def _same_guide(a, b) -> bool:
 
 def _select(grid: RetouchGrid, index: int) -> RetouchGrid:
     """The batch-1 grid that edits image ``index``."""
-    if grid.batch == 1:
-        return grid
-    guide = None if grid.guide is None else grid.guide.select(index)
-    return RetouchGrid(grid.grid[index : index + 1], guide, grid.source_size, grid.label)
+    return select_frame(grid, index)
 
 
-def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress) -> tuple[RetouchGrid, str]:
-    """One grid per image of an IMAGE batch, stacked, and the plan as text.
+def predict_grids(
+    model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress, temporal: str = "per-frame",
+    sigma: float = DEFAULT_SIGMA, key_frame: int = 0,
+) -> tuple[RetouchGrid, str]:
+    """Grids for an IMAGE batch and the plan as text.
 
     Args:
         model: a :class:`~retouch_core.models.RetouchModel`.
         image: IMAGE (B, H, W, C); alpha is ignored for prediction.
         instruction: free text; empty = auto mode.
+        temporal: how a batch of video frames is edited (:data:`TEMPORAL_MODES`): ``"per-frame"``
+            (one grid per image, stacked), ``"key frame"`` (one grid from frame ``key_frame``
+            for the whole batch) or ``"smoothed"`` (per-frame grids low-passed over time with
+            a Gaussian of ``sigma`` frames); ``"smoothed + deflicker"`` also evens out the output
+            brightness over time (removes an exposure flicker of the input).
     """
     check_comfy_image(image)
+    if temporal not in TEMPORAL_MODES:
+        raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {temporal!r}")
+    if temporal == "key frame" and not 0 <= key_frame < image.shape[0]:
+        raise ValueError(f"key_frame {key_frame} is not in the batch of {image.shape[0]} frames")
+    frames = [key_frame] if temporal == "key frame" else range(image.shape[0])  # a key frame alone is enough
     grids, plan = [], None
-    for index in range(image.shape[0]):
+    for done, index in enumerate(frames, start=1):
         rgb = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1)
         grid, plan = model.predict(rgb, instruction)
         grids.append(grid)
-        progress(index + 1, image.shape[0])
-    return stack_grids(grids), f"model: {model.name}\n{plan.describe()}"
+        progress(done, len(frames))
+    grid = stack_grids(grids)
+    if temporal != "key frame":
+        grid = temporal_grid(grid, comfy_to_bchw(image)[:, :3].expand(-1, 3, -1, -1), temporal, sigma)
+    return grid, f"model: {model.name}\n{plan.describe()}"
 
 
 def stack_grids(grids: list[RetouchGrid]) -> RetouchGrid:
     """Batch-1 grids of one size -> one grid with a batch of len(grids)."""
-    from ..retouch_core.engine.guide import GuideParams
-
-    first = grids[0]
-    if len(grids) == 1:
-        return first
-    guides = [g.guide for g in grids]
-    guide = None
-    if any(g is not None for g in guides):
-        filled = [g if g is not None else GuideParams.identity(knots=next(x for x in guides if x).knots) for g in guides]
-        guide = GuideParams(*(torch.cat(parts) for parts in zip(*(g.tensors() for g in filled))))
-    return RetouchGrid(torch.cat([g.grid for g in grids]), guide, first.source_size, first.label)
+    return stack_frame_grids(grids)
 
 
 def param_grids(

@@ -7,6 +7,7 @@
     retouch a.jpg -o a2.jpg -i "cinematic" --save-grid look.safetensors
     retouch b.jpg -o b2.jpg --grid look.safetensors --strength 0.5
     retouch shoot/ -o edited/ -i "brighter"                       # every image of a folder
+    retouch frames/ -o out/ -i "warmer" --temporal "smoothed + deflicker"   # video frames
 
 The edit is one bilateral grid: an instruction (or none: auto mode) goes to a retouch model,
 which predicts the grid on a low-resolution copy; ``--params`` fits the grid to a renderer
@@ -23,13 +24,15 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from ..engine.blend import regional_blend
+from ..engine.fit import downsample
+from ..engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES, THUMBNAIL_PIXELS, select_frame, stack_frame_grids, temporal_grid
 from ..formats.grid_files import RetouchGrid
 from ..formats.image_files import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
 from ..language.matcher import Plan
@@ -98,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"retouch model for instructions and auto mode (default: {DEFAULT_MODEL})")
     parser.add_argument("--save-grid", type=Path, metavar="G.safetensors",
                         help="also save the grid that made the output (a folder when INPUT is one)")
+    parser.add_argument("--temporal", choices=TEMPORAL_MODES, default="per-frame",
+                        help="INPUT is a folder of video frames (in name order): 'key frame' edits all frames "
+                        "like --key-frame, 'smoothed' low-passes the per-frame grids over time, 'smoothed + "
+                        "deflicker' also evens out the brightness (default: per-frame, each image on its own)")
+    parser.add_argument("--temporal-sigma", type=_number(0.0), default=DEFAULT_SIGMA, metavar="FRAMES",
+                        help=f"smoothing: Gaussian sigma in frames (default {DEFAULT_SIGMA:g})")
+    parser.add_argument("--key-frame", type=_number(0, None, int), default=0, metavar="N",
+                        help="'key frame': index of the frame in name order (default 0)")
     parser.add_argument("--quality", type=_number(1, 100, int), default=DEFAULT_QUALITY, metavar="Q",
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_QUALITY})")
     return parser
@@ -327,12 +338,16 @@ def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
     if args.save_grid is not None:
         args.save_grid.mkdir(exist_ok=True)
     start, skipped, plan_shown = time.perf_counter(), [], False
+    frame_grids = {}
+    if args.temporal != "per-frame":
+        frame_grids = temporal_grids(sources, recipe, args.temporal, args.temporal_sigma, args.key_frame)
     for src in tqdm(sources, desc="retouch", unit="image", file=sys.stderr, disable=None):
         dst = args.output / src.name
         # The full name: a.png and a.jpg must not share a grid file.
         grid_path = args.save_grid / f"{src.name}.safetensors" if args.save_grid is not None else None
         try:
-            result = retouch_file(src, dst, recipe, args.quality, grid_path)
+            frame_recipe = replace(recipe, model=None, grid=frame_grids[src.name]) if frame_grids else recipe
+            result = retouch_file(src, dst, frame_recipe, args.quality, grid_path)
         except USER_ERRORS as err:
             skipped.append(src.name)
             tqdm.write(f"skipped {src.name}: {one_line(err)}", file=sys.stderr)
@@ -346,6 +361,25 @@ def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
     if skipped:
         print(f"retouch: {len(skipped)} skipped: {', '.join(skipped)}", file=sys.stderr)
     return 1 if skipped else 0
+
+
+@torch.no_grad()
+def temporal_grids(sources: list[Path], recipe: Recipe, mode: str, sigma: float, key_frame: int) -> dict[str, RetouchGrid]:
+    """Frames of a video (a folder, in name order): every frame's grid first, then made
+    consistent over time (:func:`~retouch_core.engine.temporal.temporal_grid`); name -> grid."""
+    if recipe.model is None:
+        raise UsageError("--temporal smooths a model's per-frame predictions: use it with -i or auto mode")
+    if mode == "key frame" and key_frame >= len(sources):
+        raise UsageError(f"--key-frame {key_frame}: the folder has {len(sources)} frames")
+    grids, thumbnails = [], []
+    for src in tqdm(sources, desc="predict", unit="frame", file=sys.stderr, disable=None):
+        rgb = split_channels(read_image(src)[0])[0]
+        grids.append(recipe.model.predict(rgb, recipe.instruction)[0])
+        thumbnail = downsample(rgb, THUMBNAIL_PIXELS)
+        size = thumbnails[0].shape[-2:] if thumbnails else thumbnail.shape[-2:]
+        thumbnails.append(torch.nn.functional.interpolate(thumbnail, size=tuple(size), mode="area"))
+    grid = temporal_grid(stack_frame_grids(grids), torch.cat(thumbnails), mode, sigma, key_frame)
+    return {src.name: select_frame(grid, t) for t, src in enumerate(sources)}
 
 
 def one_line(err: BaseException) -> str:
