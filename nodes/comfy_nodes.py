@@ -11,7 +11,7 @@ from pathlib import Path
 import comfy.model_management
 import comfy.utils
 import folder_paths
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.latest import ComfyExtension, io, ui
 
 from ..retouch_core.language.clip_score import load_clip
 from ..retouch_core.formats.grid_files import RetouchGrid
@@ -69,6 +69,13 @@ def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
 def _progress(total: int):
     bar = comfy.utils.ProgressBar(total)  # each update is also a cancel point under the server
     return lambda done, _total: bar.update_absolute(done, total)
+
+
+def _saved(path: Path) -> io.NodeOutput:
+    """A saved file as the user sees it: its name under the output folder (no server path),
+    as the output and as text in the node's results."""
+    name = Path(path).relative_to(folder_paths.get_output_directory()).as_posix()
+    return io.NodeOutput(name, ui=ui.PreviewText(f"saved output/{name}"))
 
 
 def _device():
@@ -235,7 +242,7 @@ class SaveGrid(io.ComfyNode):
             category=CATEGORY,
             description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them).",
             inputs=[BilateralGrid.Input("grid"), io.String.Input("filename_prefix", default="retouch")],
-            outputs=[io.String.Output(display_name="path")],
+            outputs=[io.String.Output(display_name="filename", tooltip="the file, relative to the output folder")],
             is_output_node=True,
         )
 
@@ -247,7 +254,7 @@ class SaveGrid(io.ComfyNode):
         index = 1 + sum(1 for _ in folder.glob(f"{stem}_*.safetensors"))
         path = folder / f"{stem}_{index:05d}.safetensors"
         grid.save(path)
-        return io.NodeOutput(str(path))
+        return _saved(path)
 
 
 class LoadGrid(io.ComfyNode):
@@ -286,14 +293,14 @@ class ExportCube(io.ComfyNode):
                 io.Int.Input("size", default=33, min=2, max=129),
                 io.Int.Input("index", default=0, min=0, max=4095, tooltip="which edit of a batch of grids"),
             ],
-            outputs=[io.String.Output(display_name="path")],
+            outputs=[io.String.Output(display_name="filename", tooltip="the file, relative to the output folder")],
             is_output_node=True,
         )
 
     @classmethod
     def execute(cls, grid, filename_prefix, size, index):
         folder = Path(folder_paths.get_output_directory()) / LUT_FOLDER
-        return io.NodeOutput(str(export_cube(grid, folder, Path(filename_prefix).name or "retouch", size, index)))
+        return _saved(export_cube(grid, folder, Path(filename_prefix).name or "retouch", size, index))
 
 
 class ImportCube(io.ComfyNode):

@@ -19,3 +19,14 @@ def test_two_setup_commands_and_ci_runs_the_test_one():
     assert "retouch-demo" in demo and "pytest" in tests
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert tests in ci_lines
+
+
+def test_node_table_lists_every_node():
+    """Every node's display name (from its schema in nodes/comfy_nodes.py) has a row in the table."""
+    source = (ROOT / "nodes" / "comfy_nodes.py").read_text()
+    names = re.findall(r'node_id="InstantRetouch\w+",\s*display_name="([^"]+)"', source)
+    assert len(names) == source.count("io.Schema(")
+    table = (ROOT / "README.md").read_text().split("### Nodes", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| ")]
+    missing = [name for name in names if not any(name in row for row in rows)]
+    assert not missing, missing
