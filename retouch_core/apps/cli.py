@@ -8,6 +8,7 @@
     retouch b.jpg -o b2.jpg --grid look.safetensors --strength 0.5
     retouch shoot/ -o edited/ -i "brighter"                       # every image of a folder
     retouch shoot/ -o edited/ -i "brighter" --skip-existing       # resume an interrupted run
+    retouch frames/ -o out/ -i "warmer" --temporal "smoothed + deflicker"   # video frames
 
 The edit is one bilateral grid: an instruction (or none: auto mode) goes to a retouch model,
 which predicts the grid on a low-resolution copy; ``--params`` fits the grid to a renderer
@@ -31,14 +32,16 @@ import sys
 import time
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from ..engine.blend import MAX_FEATHER
+from ..engine.fit import downsample
 from ..engine.retouch_grid import RetouchGrid
+from ..engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES, THUMBNAIL_PIXELS, temporal_grid
 from ..formats.image_files import (
     DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, output_bit_depth,
     read_image, remove_stale_temporaries, write_image,
@@ -113,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"retouch model for instructions and auto mode (default: {DEFAULT_MODEL})")
     parser.add_argument("--save-grid", type=Path, metavar="G.safetensors",
                         help="also save the grid that made the output (a folder when INPUT is one)")
+    parser.add_argument("--temporal", choices=TEMPORAL_MODES, default="per-frame",
+                        help="INPUT is a folder of video frames (in name order): 'key frame' edits all frames "
+                        "like --key-frame, 'smoothed' low-passes the per-frame grids over time, 'smoothed + "
+                        "deflicker' also evens out the brightness (default: per-frame, each image on its own)")
+    parser.add_argument("--temporal-sigma", type=_number(0.0), default=DEFAULT_SIGMA, metavar="FRAMES",
+                        help=f"smoothing: Gaussian sigma in frames (default {DEFAULT_SIGMA:g})")
+    parser.add_argument("--key-frame", type=_number(0, None, int), default=0, metavar="N",
+                        help="'key frame': index of the frame in name order (default 0)")
     parser.add_argument("--quality", type=_number(1, 100, int), default=DEFAULT_QUALITY, metavar="Q",
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_QUALITY})")
     parser.add_argument("--max-pixels", type=_number(1, None, int), default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -405,6 +416,10 @@ def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
     remove_stale_temporaries(args.output)
     if args.save_grid is not None:
         args.save_grid.mkdir(exist_ok=True)
+    frame_grids = {}
+    if args.temporal != "per-frame":  # every frame, done or not: the smoothing needs its neighbours
+        frame_grids = temporal_grids([src for src, _, _ in jobs], recipe, args.temporal, args.temporal_sigma,
+                                     args.key_frame, args.max_pixels)
     if args.skip_existing:
         done = [job for job in jobs if job[1].exists() and (job[2] is None or job[2].exists())]
         jobs = [job for job in jobs if job not in done]
@@ -413,7 +428,8 @@ def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
     start, failed, plan_shown = time.perf_counter(), [], False
     for src, dst, grid_path in tqdm(jobs, desc="retouch", unit="image", file=sys.stderr, disable=None):
         try:
-            result = retouch_file(src, dst, recipe, args.quality, grid_path, args.max_pixels)
+            frame_recipe = replace(recipe, model=None, grid=frame_grids[src.name]) if frame_grids else recipe
+            result = retouch_file(src, dst, frame_recipe, args.quality, grid_path, args.max_pixels)
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
             failed.append((src.name, err))
             tqdm.write(f"failed {src.name}: {describe_error(err)}", file=sys.stderr)
@@ -434,6 +450,27 @@ def describe_error(err: BaseException) -> str:
     """One line for a failed file; an unexpected exception type is named (it may be a bug)."""
     text = one_line(err)
     return text if isinstance(err, (UsageError, *USER_ERRORS)) else f"{type(err).__name__}: {text}"
+
+
+@torch.no_grad()
+def temporal_grids(
+    sources: list[Path], recipe: Recipe, mode: str, sigma: float, key_frame: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[str, RetouchGrid]:
+    """Frames of a video (a folder, in name order): every frame's grid first, then made
+    consistent over time (:func:`~retouch_core.engine.temporal.temporal_grid`); name -> grid."""
+    if recipe.model is None:
+        raise UsageError("--temporal smooths a model's per-frame predictions: use it with -i or auto mode")
+    if mode == "key frame" and key_frame >= len(sources):
+        raise UsageError(f"--key-frame {key_frame}: the folder has {len(sources)} frames")
+    grids, thumbnails = [], []
+    for src in tqdm(sources, desc="predict", unit="frame", file=sys.stderr, disable=None):
+        rgb = split_channels(read_image(src, max_pixels)[0])[0]
+        grids.append(recipe.model.predict(rgb, recipe.instruction)[0])
+        thumbnail = downsample(rgb, THUMBNAIL_PIXELS)
+        size = thumbnails[0].shape[-2:] if thumbnails else thumbnail.shape[-2:]
+        thumbnails.append(torch.nn.functional.interpolate(thumbnail, size=tuple(size), mode="area"))
+    grid = temporal_grid(RetouchGrid.stack(grids), torch.cat(thumbnails), mode, sigma, key_frame)
+    return {src.name: grid.for_image(t) for t, src in enumerate(sources)}
 
 
 def one_line(err: BaseException) -> str:
