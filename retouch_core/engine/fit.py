@@ -317,7 +317,7 @@ def global_affine(equations: NormalEquations, ridge: float = 1e-6) -> torch.Tens
     Example:
         >>> rgb = torch.rand(1, 3, 32, 32, dtype=torch.float64)
         >>> eq = accumulate_normal_equations(rgb, 0.5 * rgb + 0.1, rgb.mean(1, keepdim=True), (2, 2, 2))
-        >>> global_affine(eq)[0].T.numpy().round(3)  # A = [0.5 I | 0.1]
+        >>> global_affine(eq)[0].T.numpy().round(3) + 0.0  # A = [0.5 I | 0.1]; + 0.0 folds -0.0
         array([[0.5, 0. , 0. , 0.1],
                [0. , 0.5, 0. , 0.1],
                [0. , 0. , 0.5, 0.1]])

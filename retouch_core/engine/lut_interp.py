@@ -8,8 +8,12 @@ interpolation), and :func:`apply_cube`, the chain a ``.cube`` file describes (vi
 1D shaper, 3D table, video range out). Inputs outside a table's domain are clamped to its edge.
 
 Example:
-    >>> cube = load_cube("film.cube")
-    >>> out = apply_cube(image, cube, interpolation="tetrahedral")  # (B, 3, H, W)
+    >>> from retouch_core.engine.lut import parse_cube
+    >>> cube = parse_cube("LUT_3D_SIZE 2\\n" + "\\n".join(f"{r} {g} {b}" for b in (0, 1) for g in (0, 1) for r in (0, 1)))
+    >>> image = torch.rand(1, 3, 8, 8)
+    >>> out = apply_cube(image, cube, interpolation="tetrahedral")  # (B, 3, H, W); identity LUT
+    >>> torch.allclose(out, image, atol=1e-6)
+    True
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ the neighbouring frames' edits (for a shared guide exactly; learned guides are a
 brightness departs from that of a stable reference clip (the same clip without flicker).
 
 Example:
-    >>> grids = predict_per_frame(frames)                     # (T, 12, D, H_g, W_g)
-    >>> steady = smooth_over_time(grids, sigma=2.0)           # same shape
+    >>> grids = torch.rand(5, 12, 8, 16, 16)                  # per-frame grids (T, 12, D, H_g, W_g)
+    >>> smooth_over_time(grids, sigma=2.0).shape              # same shape, low-passed over T
+    torch.Size([5, 12, 8, 16, 16])
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def smooth_over_time(values: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torc
 
     Example:
         >>> smooth_over_time(torch.tensor([0.0, 1.0, 0.0]), 1.0)
+        tensor([0.3482, 0.4519, 0.3482])
     """
     if not sigma >= 0 or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number >= 0 (frames), got {sigma}")
