@@ -392,6 +392,10 @@ def model_retoucher(name_or_path: str, low_res: int = 256) -> Retoucher:
     """
     if name_or_path == "identity":
         return identity
+    from .baselines import BASELINES
+
+    if name_or_path in BASELINES:
+        return BASELINES[name_or_path]
     if name_or_path == "oracle":
         return GridFitOracle()
     if name_or_path.startswith(("teacher:", "xhat:")):
@@ -1045,6 +1049,17 @@ class _AddMethod(argparse.Action):
         namespace.methods = methods
 
 
+class _AddBaselines(argparse.Action):
+    """--baselines appends every classical baseline that can run here (see baselines.py)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .baselines import available_baselines
+
+        methods = list(getattr(namespace, "methods", None) or [])
+        methods += [["model", name, None] for name in available_baselines()[0]]
+        namespace.methods = methods
+
+
 class _LabelLast(argparse.Action):
     """--label NAME names the method given just before it."""
 
@@ -1065,11 +1080,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what.add_argument("--outputs", action=_AddMethod, metavar="DIR",
                       help="folder of outputs named <record id>.png or like the input file")
     what.add_argument("--label", action=_LabelLast, metavar="NAME", help="table name of the method given just before")
+    what.add_argument("--baselines", action=_AddBaselines, nargs=0,
+                      help="the classical baselines (autocontrast, levels-grayworld, autolevels when installed); "
+                           "--fivek and --paraphrases add them and identity by themselves")
+    what.add_argument("--no-baselines", action="store_true",
+                      help="--fivek / --paraphrases: do not add identity and the classical baselines")
 
     data = parser.add_argument_group("triplets")
     src = data.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="DIR", help="dataset folder with manifest.jsonl")
     src.add_argument("--pairs", nargs=2, metavar=("INPUT_DIR", "TARGET_DIR"), help="two folders of same-named images")
+    src.add_argument("--fivek", metavar="DIR",
+                     help="real-photo protocol: DIR/input -> method -> DIR/target (the FiveK Expert C validation "
+                          "pairs, e.g. ../shared/data/fivek_expertc); no method sees the target")
+    src.add_argument("--paraphrases", metavar="FILE",
+                     help="paraphrase protocol (e.g. training/eval/paraphrases.yaml) on the --photos")
+    data.add_argument("--photos", nargs="+", metavar="PATH",
+                      help="--paraphrases: real photos (files, or folders of images)")
+    data.add_argument("--photo-size", type=int, default=512, metavar="PX",
+                      help="--paraphrases: photos are downscaled to this long side (default: 512)")
     data.add_argument("--split", default="heldout", help="manifest split ('all' for every record; default: heldout)")
     data.add_argument("--subset", choices=("auto", "style", "param"), help="manifest subset (default: all)")
     data.add_argument("--limit", type=int, help="first N triplets only")
@@ -1137,7 +1166,20 @@ def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 2
     return PrecomputedOutputs(Path(value))
 
 
+def _with_reference_methods(methods: list[list[Any]]) -> list[list[Any]]:
+    """identity first, then the classical baselines that can run here, then the given methods
+    (each once: a method already named is not added again)."""
+    from .baselines import available_baselines
+
+    named = {value for kind, value, _ in methods if kind == "model"}
+    reference = [["model", name, None] for name in ["identity", *available_baselines()[0]] if name not in named]
+    return reference + methods
+
+
 def _load_triplets(args) -> tuple[list[Triplet], str]:
+    if args.fivek:
+        root = Path(args.fivek)
+        return pair_triplets(root / "input", root / "target", "", args.limit), f"FiveK Expert C, {args.fivek}"
     if args.dataset:
         return read_manifest(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
     input_dir, target_dir = args.pairs
@@ -1146,9 +1188,20 @@ def _load_triplets(args) -> tuple[list[Triplet], str]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``retouch-train evaluate``; prints the summary table, writes --report."""
+    real_photos = bool(args.fivek or args.paraphrases)
+    if real_photos and not args.no_baselines:
+        args.methods = _with_reference_methods(args.methods or [])
     if not args.methods:
         print("error: give at least one of --model, --command, --outputs (e.g. --model identity)", file=sys.stderr)
         return 2
+    if args.fivek and any(kind == "model" and value == "oracle" for kind, value, _ in args.methods):
+        print("error: --fivek: the oracle fits the target, and no method may see the validation targets",
+              file=sys.stderr)
+        return 2
+    if args.paraphrases:
+        from .paraphrases import run_cli
+
+        return run_cli(args, _unique([_method_name(*m) for m in args.methods]))
     try:
         triplets, source = _load_triplets(args)
         names = _unique([_method_name(*m) for m in args.methods])

@@ -44,6 +44,7 @@ __all__ = [
     "summarize_paraphrases",
     "format_paraphrase_markdown",
     "write_paraphrase_report",
+    "run_cli",
 ]
 
 FAMILIES = ("command", "complaint", "mood", "negation", "intensity", "mixed")
@@ -375,3 +376,33 @@ def write_paraphrase_report(result: ParaphraseResult, folder: str | Path, title:
                                          encoding="utf-8")
     written["summary.json"] = folder / "summary.json"
     return written
+
+
+def run_cli(args, names: Sequence[str]) -> int:
+    """``retouch-train evaluate --paraphrases FILE --photos ...``: the methods of ``args`` (named
+    ``names``) on every instruction and photo; prints summary.md, writes ``--report``."""
+    import subprocess
+    import sys
+
+    from .evaluate import _build_method
+
+    if not args.photos:
+        print("error: --paraphrases needs --photos (files or folders of real photos)", file=sys.stderr)
+        return 2
+    try:
+        paraphrases = load_paraphrases(args.paraphrases)
+        photos = load_photos(args.photos, args.photo_size)
+        methods = [(name, _build_method(kind, value, args.command_timeout, args.low_res))
+                   for name, (kind, value, _) in zip(names, args.methods)]
+        if any(not callable(method) for _, method in methods):
+            raise EvaluationError("--paraphrases runs methods on each instruction: --outputs folders cannot be used")
+        result = run_paraphrases(methods, paraphrases, photos, progress=not args.no_progress)
+    except (EvaluationError, FileNotFoundError, subprocess.TimeoutExpired) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    title = f"Paraphrase protocol — {args.paraphrases}"
+    print(format_paraphrase_markdown(summarize_paraphrases(result), title))
+    if args.report:
+        written = write_paraphrase_report(result, args.report, title)
+        print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
