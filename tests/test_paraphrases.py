@@ -151,3 +151,41 @@ def test_load_photos_downscales_and_names_by_relative_path(tmp_path):
     assert [tuple(i.shape[-2:]) for i in photos.images] == [(40, 20), (30, 20)]
     with pytest.raises(E.EvaluationError, match="no such"):
         P.load_photos([tmp_path / "nope"])
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _cli(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="retouch-train")
+    E.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["evaluate", *argv])
+    return args.func(args)
+
+
+def test_cli_paraphrases_runs_reference_methods_and_the_model(tmp_path, capsys):
+    E.save_image(_photo(), tmp_path / "photos" / "a.png")
+    entries = [{"text": "make it darker", "family": "command", "expect": {"brightness": -1}}]
+    path = _write(tmp_path, entries)
+    assert _cli(["--paraphrases", str(path), "--photos", str(tmp_path / "photos"), "--model", "rule-based",
+                 "--report", str(tmp_path / "r"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    names = list(summary["methods"])
+    assert names[:3] == ["identity", "autocontrast", "levels-grayworld"] and names[-1] == "rule-based"
+    assert summary["methods"]["rule-based"]["all"]["hits"] == 1  # the rule-based model darkens
+    assert summary["methods"]["identity"]["all"]["hits"] == 0
+    assert "## Per instruction" in capsys.readouterr().out
+    assert _cli(["--paraphrases", str(path), "--model", "identity"]) == 2  # no --photos
+
+
+def test_cli_fivek_adds_baselines_and_refuses_the_oracle(tmp_path):
+    for side, image in (("input", _photo()), ("target", _photo() ** 0.8)):
+        E.save_image(image, tmp_path / "fivek" / side / "a0001.png")
+    report = tmp_path / "r"
+    assert _cli(["--fivek", str(tmp_path / "fivek"), "--no-baselines", "--model", "identity", "--baselines",
+                 "--report", str(report), "--no-progress"]) == 0
+    names = [m["name"] for m in json.loads((report / "summary.json").read_text())["methods"]]
+    assert names[:3] == ["identity", "autocontrast", "levels-grayworld"]
+    assert _cli(["--fivek", str(tmp_path / "fivek"), "--model", "oracle", "--no-progress"]) == 2
