@@ -1,6 +1,6 @@
 """The paraphrase protocol (retouch_training.eval.paraphrases): the shipped paraphrase file's schema,
-the CIELAB proxies' signs on
-constructed images, and the report of a small run with known retouchers."""
+the CIELAB proxies' signs on constructed images, a small run with known retouchers and its report,
+and the command line (--paraphrases, --fivek)."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from retouch_core.language.matcher import parse_instruction
-from retouch_training.eval import evaluate as E
+from retouch_training.eval import evaluate, methods, protocol, records
 from retouch_training.eval import paraphrases as P
 from retouch_training.eval.baselines import BASELINES
 
@@ -54,15 +54,15 @@ def _write(tmp_path, entries, version=1):
     ({"text": "darker", "family": "command"}, "exactly the keys"),
 ])
 def test_schema_errors_name_the_entry(tmp_path, entry, message):
-    with pytest.raises(E.EvaluationError, match=message):
+    with pytest.raises(records.EvaluationError, match=message):
         P.load_paraphrases(_write(tmp_path, [entry]))
 
 
 def test_schema_rejects_duplicates_and_wrong_version(tmp_path):
     entry = {"text": "Darker", "family": "command", "expect": {"brightness": -1}}
-    with pytest.raises(E.EvaluationError, match="duplicate"):
+    with pytest.raises(records.EvaluationError, match="duplicate"):
         P.load_paraphrases(_write(tmp_path, [entry, {**entry, "text": "darker "}]))
-    with pytest.raises(E.EvaluationError, match="version"):
+    with pytest.raises(records.EvaluationError, match="version"):
         P.load_paraphrases(_write(tmp_path, [entry], version=2))
     assert P.load_paraphrases(_write(tmp_path, [entry]))[0].expect == {"brightness": -1}
 
@@ -86,9 +86,9 @@ def _photo():
 def test_proxies_move_the_expected_way_on_constructed_edits(attribute, edit):
     x = _photo()
     y = edit(x).clamp(0, 1)
-    before, after = E.lab_stats(x), E.lab_stats(y)
-    assert E.direction_hits(before, after, {attribute: 1}) == {attribute: True}
-    assert E.direction_hits(after, before, {attribute: 1}) == {attribute: False}  # the inverse edit misses
+    before, after = protocol.lab_stats(x), protocol.lab_stats(y)
+    assert protocol.direction_hits(before, after, {attribute: 1}) == {attribute: True}
+    assert protocol.direction_hits(after, before, {attribute: 1}) == {attribute: False}  # the inverse edit misses
 
 
 def test_plan_directions_reads_recipes_and_numbers():
@@ -121,9 +121,9 @@ def test_run_and_report(tmp_path):
         calls.append(instruction)
         return x
 
-    methods = [("identity", E.identity), ("darken", darken), ("counted", counting_identity),
-               ("autocontrast", BASELINES["autocontrast"])]
-    result = P.run_paraphrases(methods, entries, photos, progress=False)
+    runs = [("identity", methods.identity), ("darken", darken), ("counted", counting_identity),
+            ("autocontrast", BASELINES["autocontrast"])]
+    result = P.run_paraphrases(runs, entries, photos, progress=False)
     assert len(calls) == 3 * 2
     summary = P.summarize_paraphrases(result)
     dark = summary["methods"]["darken"]
@@ -145,11 +145,11 @@ def test_run_and_report(tmp_path):
 
 def test_load_photos_downscales_and_names_by_relative_path(tmp_path):
     for folder, size in (("set1", (80, 40)), ("set2", (30, 20))):
-        E.save_image(torch.rand(1, 3, *size), tmp_path / folder / "p.png")
+        records.save_image(torch.rand(1, 3, *size), tmp_path / folder / "p.png")
     photos = P.load_photos([tmp_path / "set1", tmp_path / "set2" / "p.png"], long_side=40)
     assert photos.ids == ("set1/p.png", "set2/p.png")
     assert [tuple(i.shape[-2:]) for i in photos.images] == [(40, 20), (30, 20)]
-    with pytest.raises(E.EvaluationError, match="no such"):
+    with pytest.raises(records.EvaluationError, match="no such"):
         P.load_photos([tmp_path / "nope"])
 
 
@@ -160,13 +160,13 @@ def _cli(argv):
     import argparse
 
     parser = argparse.ArgumentParser(prog="retouch-train")
-    E.register(parser.add_subparsers(dest="command", required=True))
+    evaluate.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["evaluate", *argv])
     return args.func(args)
 
 
 def test_cli_paraphrases_runs_reference_methods_and_the_model(tmp_path, capsys):
-    E.save_image(_photo(), tmp_path / "photos" / "a.png")
+    records.save_image(_photo(), tmp_path / "photos" / "a.png")
     entries = [{"text": "make it darker", "family": "command", "expect": {"brightness": -1}}]
     path = _write(tmp_path, entries)
     assert _cli(["--paraphrases", str(path), "--photos", str(tmp_path / "photos"), "--model", "rule-based",
@@ -182,7 +182,7 @@ def test_cli_paraphrases_runs_reference_methods_and_the_model(tmp_path, capsys):
 
 def test_cli_fivek_adds_baselines_and_refuses_the_oracle(tmp_path):
     for side, image in (("input", _photo()), ("target", _photo() ** 0.8)):
-        E.save_image(image, tmp_path / "fivek" / side / "a0001.png")
+        records.save_image(image, tmp_path / "fivek" / side / "a0001.png")
     report = tmp_path / "r"
     assert _cli(["--fivek", str(tmp_path / "fivek"), "--no-baselines", "--model", "identity", "--baselines",
                  "--report", str(report), "--no-progress"]) == 0

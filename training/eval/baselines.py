@@ -2,7 +2,7 @@
 
 They ignore the instruction (they only know "make it look better"), so on the paraphrase protocol
 they show what an instruction-blind auto fix scores by chance. All take and return
-``(1, 3, H, W)`` float tensors in ``[0, 1]`` (sRGB), like every retoucher of :mod:`.evaluate`.
+``(1, 3, H, W)`` float tensors in ``[0, 1]`` (sRGB), like every retoucher of :mod:`.methods`.
 
 * :func:`auto_contrast` - Pillow's ``ImageOps.autocontrast(cutoff=0.5, preserve_tone=True)``: one
   tone curve from the luminance histogram, applied to all channels (hue kept);
@@ -183,7 +183,7 @@ BASELINES: Mapping[str, Baseline] = {
         Baseline("autocontrast", auto_contrast,
                  f"PIL.ImageOps.autocontrast(cutoff={AUTOCONTRAST_CUTOFF}, preserve_tone=True)"),
         Baseline("levels-grayworld", levels_gray_world,
-                 f"per-channel auto-levels ({LEVELS_CUTOFF}% cutoffs) then gray-world white balance"),
+                 f"per-channel auto-levels ({LEVELS_CUTOFF} percent cutoffs) then gray-world white balance"),
         Baseline("autolevels", autolevels_package,
                  "PyPI autolevels program, default black/white points, no curve model",
                  available=lambda: autolevels_program() is not None,

@@ -3,9 +3,9 @@
 A paraphrase set (``training/eval/paraphrases.yaml``) lists instructions as users write them
 ("it's too cold", "a tiny bit darker", "golden hour", "not so bright"), each with the attributes it
 must move and the sign. Every method edits every photo with every instruction; for each expected
-attribute the CIELAB proxy of :data:`.evaluate.PROXIES` (brightness: mean L*, contrast: std L*,
+attribute the CIELAB proxy of :data:`.protocol.PROXIES` (brightness: mean L*, contrast: std L*,
 warmth: mean b*, tint_magenta: mean a*, saturation: mean chroma) of the output is compared with the
-input's (:func:`.evaluate.direction_hits`). Nothing is compared with a target: the file is the truth.
+input's (:func:`.protocol.direction_hits`). Nothing is compared with a target: the file is the truth.
 
 Reported per method: direction accuracy over all (instruction, photo) pairs (a pair is a hit when
 every expected attribute moved the right way), per attribute (each expected attribute of each pair),
@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from .evaluate import IMAGE_SUFFIXES, PROXIES, EvaluationError, direction_hits, identity, lab_stats, load_image
+from .methods import identity
+from .protocol import PROXIES, direction_hits, lab_stats
+from .records import IMAGE_SUFFIXES, EvaluationError, load_image, resize
 
 __all__ = [
     "FAMILIES",
@@ -178,8 +179,7 @@ def load_photos(paths: Sequence[str | Path], long_side: int = 512) -> PhotoSet:
         image = load_image(f)
         scale = long_side / max(image.shape[-2:])
         if scale < 1:
-            size = (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale)))
-            image = F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+            image = resize(image, (max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale))))
         images.append(image)
     ids = tuple(f.resolve().relative_to(root).as_posix() for f in files)
     return PhotoSet(ids, tuple(images))
