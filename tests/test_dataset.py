@@ -486,3 +486,29 @@ def test_cli_registration(photo_dir, tmp_path):
     assert parser.parse_args(["preview", "--dataset", "d", "--out", "s.png"]).count == 12
     with pytest.raises(SystemExit):
         parser.parse_args(["make-dataset", "--photos", "p", "--out", "o", "--subsets", "auto,bogus"])
+
+
+def test_fivek_validation_pairs_are_never_training_photos(tmp_path):
+    from retouch_training.data.sources import find_photos
+
+    for rel in ("fivek_expertc/input/a1.png", "fivek_expertc/target/a1.png", "other/input/b.png",
+                "other/target/b.png", "plain/c.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 40), (90, 120, 150)).save(tmp_path / rel)
+    paths, skipped = find_photos([str(tmp_path)])
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in paths) == ["other/target/b.png", "plain/c.png"]
+    validation = sorted(Path(s["path"]).relative_to(tmp_path).as_posix() for s in skipped if s["kind"] == "validation")
+    assert validation == ["fivek_expertc/input/a1.png", "fivek_expertc/target/a1.png"]
+    # also when a root points inside the validation folder
+    assert find_photos([str(tmp_path / "fivek_expertc" / "target")])[0] == []
+    # the rule is what removes them: without it the target side is a training photo like any paired set
+    kept, _ = find_photos([str(tmp_path)], validation_dirs=frozenset())
+    assert str(tmp_path / "fivek_expertc" / "target" / "a1.png") in kept
+
+
+@pytest.mark.skipif(not Path("/work/shared/data/fivek_expertc").is_dir(), reason="shared photos not on this machine")
+def test_shared_photo_folder_yields_no_fivek_photo():
+    from retouch_training.data.sources import find_photos
+
+    paths, _ = find_photos(["/work/shared/data"])
+    assert paths and not any("fivek_expertc" in p for p in paths)

@@ -13,6 +13,11 @@ On which triplets (input, target, instruction): ``--dataset DIR`` (``DIR/manifes
 ``--pairs INPUT_DIR TARGET_DIR`` (same file names; empty instruction = automatic enhancement);
 see :mod:`.records`.
 
+Real photos: ``--fivek DIR`` is the same protocol on the FiveK Expert C validation pairs
+(``DIR/input`` -> method -> ``DIR/target``; the oracle, which fits the target, is refused), and
+``--paraphrases FILE --photos ...`` is the paraphrase protocol (:mod:`.paraphrases`). Both add
+identity and the classical baselines (:mod:`.baselines`) to the methods given.
+
 What is measured per triplet and averaged per method: :mod:`.protocol` (fidelity to the input,
 editing quality against the target, CLIP direction with ``--clip PATH``, direction accuracy
 without CLIP, ``--timing`` at 720p, 1K, 2K and 4K).
@@ -55,6 +60,17 @@ class _AddMethod(argparse.Action):
         namespace.methods = methods
 
 
+class _AddBaselines(argparse.Action):
+    """--baselines appends every classical baseline that can run here (see baselines.py)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .baselines import available_baselines
+
+        methods = list(getattr(namespace, "methods", None) or [])
+        methods += [["model", name, None] for name in available_baselines()[0]]
+        namespace.methods = methods
+
+
 class _LabelLast(argparse.Action):
     """--label NAME names the method given just before it."""
 
@@ -75,11 +91,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what.add_argument("--outputs", action=_AddMethod, metavar="DIR",
                       help="folder of outputs named <record id>.png or like the input file")
     what.add_argument("--label", action=_LabelLast, metavar="NAME", help="table name of the method given just before")
+    what.add_argument("--baselines", action=_AddBaselines, nargs=0,
+                      help="the classical baselines (autocontrast, levels-grayworld, autolevels when installed); "
+                           "--fivek and --paraphrases add them and identity by themselves")
+    what.add_argument("--no-baselines", action="store_true",
+                      help="--fivek / --paraphrases: do not add identity and the classical baselines")
 
     data = parser.add_argument_group("triplets")
     src = data.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="DIR", help="dataset folder with manifest.jsonl")
     src.add_argument("--pairs", nargs=2, metavar=("INPUT_DIR", "TARGET_DIR"), help="two folders of same-named images")
+    src.add_argument("--fivek", metavar="DIR",
+                     help="real-photo protocol: DIR/input -> method -> DIR/target (the FiveK Expert C validation "
+                          "pairs, e.g. ../shared/data/fivek_expertc); no method sees the target")
+    src.add_argument("--paraphrases", metavar="FILE",
+                     help="paraphrase protocol (e.g. training/eval/paraphrases.yaml) on the --photos")
+    data.add_argument("--photos", nargs="+", metavar="PATH",
+                      help="--paraphrases: real photos (files, or folders of images)")
+    data.add_argument("--photo-size", type=int, default=512, metavar="PX",
+                      help="--paraphrases: photos are downscaled to this long side (default: 512)")
     data.add_argument("--split", default="heldout", help="manifest split ('all' for every record; default: heldout)")
     data.add_argument("--subset", choices=("auto", "style", "param"), help="manifest subset (default: all)")
     data.add_argument("--limit", type=int, help="first N triplets only")
@@ -141,7 +171,20 @@ def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 2
     return PrecomputedOutputs(Path(value))
 
 
+def _with_reference_methods(methods: list[list]) -> list[list]:
+    """identity first, then the classical baselines that can run here, then the given methods
+    (each once: a method already named is not added again)."""
+    from .baselines import available_baselines
+
+    named = {value for kind, value, _ in methods if kind == "model"}
+    reference = [["model", name, None] for name in ["identity", *available_baselines()[0]] if name not in named]
+    return reference + methods
+
+
 def _load_triplets(args) -> tuple[list[Triplet], str]:
+    if args.fivek:
+        root = Path(args.fivek)
+        return pair_triplets(root / "input", root / "target", "", args.limit), f"FiveK Expert C, {args.fivek}"
     if args.dataset:
         return dataset_triplets(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
     input_dir, target_dir = args.pairs
@@ -150,9 +193,19 @@ def _load_triplets(args) -> tuple[list[Triplet], str]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``retouch-train evaluate``; prints the summary table, writes --report."""
+    if (args.fivek or args.paraphrases) and not args.no_baselines:
+        args.methods = _with_reference_methods(args.methods or [])
     if not args.methods:
         print("error: give at least one of --model, --command, --outputs (e.g. --model identity)", file=sys.stderr)
         return 2
+    if args.fivek and any(kind == "model" and value == "oracle" for kind, value, _ in args.methods):
+        print("error: --fivek: the oracle fits the target, and no method may see the validation targets",
+              file=sys.stderr)
+        return 2
+    if args.paraphrases:
+        from .paraphrases import run_cli
+
+        return run_cli(args, _unique([_method_name(*m) for m in args.methods]))
     try:
         triplets, source = _load_triplets(args)
         names = _unique([_method_name(*m) for m in args.methods])

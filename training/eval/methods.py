@@ -22,6 +22,7 @@ import torch
 from retouch_core.engine.resize import resize
 
 from ..data.images import read_rgb
+from .baselines import BASELINES
 from .records import IMAGE_SUFFIXES, EvaluationError, Triplet, save_image
 
 Retoucher = Callable[[torch.Tensor, str], torch.Tensor]
@@ -143,6 +144,7 @@ class NamedMethod:
 NAMED_METHODS: Mapping[str, NamedMethod] = {
     "identity": NamedMethod(lambda low_res: identity, "output = input (the do-nothing baseline)"),
     "oracle": NamedMethod(lambda low_res: GridFitOracle(), "grid fitted to the target (upper bound of grid models)"),
+    **{name: NamedMethod(lambda low_res, b=b: b, b.description) for name, b in BASELINES.items()},
 }
 
 
