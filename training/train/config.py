@@ -55,6 +55,7 @@ class ModelConfig:
     Attributes:
         teacher: a local diffusers folder (InstructPix2Pix layout) or a teacher ``.safetensors``.
         config_dir: for a raw single-file teacher, the local diffusers folder with its configs.
+        variant: weight-file variant of a diffusers folder, e.g. ``"fp16"`` (``*.fp16.safetensors``).
         init_from_sd: ``train-teacher`` only: a local text-to-image Stable Diffusion folder whose
             UNet is widened to 8 input channels (zero-initialised, as InstructPix2Pix does).
         allow_download: allow ``teacher`` / ``init_from_sd`` to be hub ids.
@@ -64,6 +65,7 @@ class ModelConfig:
 
     teacher: str | None = None
     config_dir: str | None = None
+    variant: str | None = None
     init_from_sd: str | None = None
     allow_download: bool = False
     tiny: bool = False

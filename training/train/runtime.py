@@ -134,13 +134,14 @@ def build_teacher(model: ModelConfig):
         return build_tiny_teacher(model.tiny_config, seed=model.tiny_seed)
     if model.init_from_sd is not None:
         return InstructPix2PixTeacher.from_pretrained(model.init_from_sd, allow_download=model.allow_download,
-                                                      widen_unet=True)
+                                                      widen_unet=True, variant=model.variant)
     if model.teacher is None:
         raise ValueError("model.teacher is not set: pass --teacher DIR_OR_FILE (or model.tiny for a smoke run)")
     path = Path(model.teacher)
     if path.suffix == ".safetensors":
         return InstructPix2PixTeacher.from_single_file(path, config_dir=model.config_dir)
-    return InstructPix2PixTeacher.from_pretrained(model.teacher, allow_download=model.allow_download)
+    return InstructPix2PixTeacher.from_pretrained(model.teacher, allow_download=model.allow_download,
+                                                  variant=model.variant)
 
 
 def learning_rate(step: int, optim: OptimConfig, base: float | None = None) -> float:
