@@ -10,7 +10,8 @@
 Stage 1 trains the one-step generator (paper eq. 2: the teacher's UNet run once at t_max):
 
 * VSD / DMD2 in latent space: the generator sample x̂ is noised to ``x_t`` with ``t`` from a
-  curriculum (high noise first, widening to low noise), the teacher (real score, with both
+  curriculum (high noise first: the paper's high / mid / low phases, or a linearly widening
+  range), the teacher (real score, with both
   CFGs) and the fake score estimate x0; the gradient ``(x0_fake - x0_real) / mean|x̂ - x0_real|``
   is applied through an MSE to the detached target ``x̂ - grad``;
 * the fake score (LoRA on the frozen teacher UNet, or a full copy) learns to denoise the
@@ -49,7 +50,7 @@ from .losses import (
     bilateral_losses,
     build_lpips,
     clip_alignment,
-    curriculum_low,
+    curriculum_range,
     data_loss,
     denoising_loss,
     sample_timesteps,
@@ -63,6 +64,7 @@ from .runtime import (
     build_dataset,
     build_teacher,
     config_overrides,
+    enable_gradient_checkpointing,
     frozen_dtype,
     learning_rate,
     make_accelerator,
@@ -184,6 +186,8 @@ class DistillTrainer:
                 adapter=cfg.adapter))
             # After the student copied the teacher UNet (LoRA must not leak into the generator).
             fake = build_fake_score(t, cfg.fake).to(acc.device)
+        if cfg.run.gradient_checkpointing:  # the teacher UNet is also the fake score in LoRA mode
+            enable_gradient_checkpointing(student.generator.unet, fake, t.unet, getattr(t.codec, "vae", None))
         train_generator = not (cfg.stage == 2 and cfg.freeze_generator)
         student.generator.requires_grad_(train_generator).train()
         student.adapter.requires_grad_(cfg.stage == 2).train()
@@ -234,6 +238,12 @@ class DistillTrainer:
         if not 0 <= cur.t_min <= cur.start <= cur.t_max < steps:
             raise ValueError(f"curriculum needs 0 <= t_min <= start <= t_max < {steps}, got "
                              f"{cur.t_min}, {cur.start}, {cur.t_max}")
+        for i, phase in enumerate(cur.phases):
+            if not 0 <= phase.t_min <= phase.t_max < steps:
+                raise ValueError(f"curriculum.phases[{i}] needs 0 <= t_min <= t_max < {steps}, got "
+                                 f"{phase.t_min}, {phase.t_max}")
+            if phase.steps <= 0 and i < len(cur.phases) - 1:
+                raise ValueError(f"curriculum.phases[{i}].steps must be > 0 (only the last phase is open-ended)")
 
     def _build_clip(self):
         from retouch_core.language.clip_score import load_clip, tiny_clip
@@ -275,8 +285,8 @@ class DistillTrainer:
         """Distribution matching of x̂ (B, C, h, w): ``{"vsd"}`` plus monitoring values."""
         cfg, acc, t = self.config, self.accelerator, self.teacher
         abar, ptype = t.alphas_cumprod, t.prediction_type
-        low = curriculum_low(step, cfg.curriculum.t_min, cfg.curriculum.start, cfg.curriculum.steps)
-        timesteps = sample_timesteps(x0.shape[0], low, cfg.curriculum.t_max, generator).to(x0.device)
+        low, high = curriculum_range(step, cfg.curriculum)
+        timesteps = sample_timesteps(x0.shape[0], low, high, generator).to(x0.device)
         eps = torch.randn(x0.shape, generator=generator).to(x0.device)
         with torch.no_grad(), acc.autocast():
             x_t = add_noise(x0.detach(), eps, timesteps, abar)
@@ -287,7 +297,7 @@ class DistillTrainer:
         x0_real = x0_from_output(real.float(), x_t, timesteps, abar, ptype)
         x0_fake = x0_from_output(fake.float(), x_t, timesteps, abar, ptype)
         return {"vsd": vsd_loss(x0, x0_real, x0_fake), "dmd_norm": (x0.detach() - x0_real).abs().mean(),
-                "t_low": torch.tensor(float(low))}
+                "t_low": torch.tensor(float(low)), "t_high": torch.tensor(float(high))}
 
     def fake_score_loss(self, x0: torch.Tensor, cond: Conditioning, generator: torch.Generator) -> torch.Tensor:
         """Eq. 4: the fake score denoises detached generator samples over the full t range."""
@@ -314,7 +324,7 @@ class DistillTrainer:
 
         Returns:
             (student terms incl. the weighted ``"total"``, fake-score terms ``{"fake"}``); the
-            student dict also holds monitoring values (``dmd_norm``, ``t_low``) not in the total.
+            student dict also holds monitoring values (``dmd_norm``, ``t_low``, ``t_high``) not in the total.
         """
         cfg, acc = self.config, self.accelerator
         cond = self.conditioning(batch)
@@ -332,7 +342,7 @@ class DistillTrainer:
                 terms.update(data_loss(x_hat, cond.low_target, self.lpips if cfg.losses.lpips > 0 else None))
                 if cfg.losses.clip > 0:
                     terms["clip"] = clip_alignment(self.clip, x_hat, cond.instructions, cfg.clip.temperature,
-                                                   cache=self.attribute_cache)
+                                                   cache=self.attribute_cache, weighting=cfg.clip.weighting)
             if cfg.stage == 2:
                 terms.update(self._bilateral_terms(out, cond, x_hat))
             weights = asdict(cfg.losses)

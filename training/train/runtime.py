@@ -144,6 +144,15 @@ def build_teacher(model: ModelConfig):
                                                   variant=model.variant)
 
 
+def enable_gradient_checkpointing(*modules) -> None:
+    """Turn on diffusers' gradient checkpointing of every module that supports it (UNets, the
+    VAE); None and modules without it (the pixel codec) are skipped. It only acts while
+    gradients are recorded, so frozen modules run under ``no_grad`` are unaffected."""
+    for module in modules:
+        if module is not None and getattr(module, "_supports_gradient_checkpointing", False):
+            module.enable_gradient_checkpointing()
+
+
 def learning_rate(step: int, optim: OptimConfig, base: float | None = None) -> float:
     """Linear warm-up to ``base`` (default ``optim.lr``) over ``optim.warmup_steps``, then constant."""
     base = optim.lr if base is None else base
