@@ -47,11 +47,14 @@ def format_markdown(summaries: Sequence[Mapping[str, Any]], title: str = "Evalua
 
     notes = sorted({f"{m}: {why}" for s in summaries for m, why in s["missing"].items()})
     lines += ["", "## Notes", "", f"- triplets per method: {', '.join(str(s['n']) for s in summaries)}"]
+    lines += [f"- device: {', '.join(dict.fromkeys(s.get('device', 'cpu') for s in summaries))}"]
     lines += [f"- missing {n}" for n in notes]
     lines += [
         "- fidelity (SSIM, CW-SSIM, GMSD, DISTS, LPIPS) compares the grey, histogram-matched output with the grey "
         "input; L1, L2, PSNR, ΔE (CIEDE2000) compare the output with the target.",
         "- CLIP↑ = fraction of instructed attributes whose CLIP margin moved the instructed way.",
+        "- SC↑, PQ↑ = the VLM judge's semantic consistency and perceptual quality (--judge); O↑ = mean of "
+        "sqrt(SC × PQ) per triplet.",
         "- cells: n/a = not applicable, — = not requested, missing = weights not on this machine.",
     ]
     return "\n".join(lines) + "\n"
