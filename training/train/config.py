@@ -98,7 +98,7 @@ class RunConfig:
         cpu: force CPU even when a GPU is visible.
         gradient_checkpointing: recompute activations in the backward pass instead of storing
             them (diffusers' checkpointing of the trained UNets and the VAE decoder the data loss
-            runs through): about a third more compute for a fraction of the activation memory;
+            runs through): one more forward pass of each per step for a fraction of the activation memory;
             ``python -m retouch_training.train.memory`` prints both for a config.
     """
 

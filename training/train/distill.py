@@ -286,8 +286,8 @@ class DistillTrainer:
         cfg, acc, t = self.config, self.accelerator, self.teacher
         abar, ptype = t.alphas_cumprod, t.prediction_type
         low, high = curriculum_range(step, cfg.curriculum)
-        timesteps = sample_timesteps(x0.shape[0], low, high, generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        timesteps = self._draw(lambda n: sample_timesteps(n, low, high, generator), x0)
+        eps = self._draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=generator), x0)
         with torch.no_grad(), acc.autocast():
             x_t = add_noise(x0.detach(), eps, timesteps, abar)
             with real_score(t.unet, cfg.fake.mode) as teacher_unet:
@@ -303,8 +303,8 @@ class DistillTrainer:
         """Eq. 4: the fake score denoises detached generator samples over the full t range."""
         cfg, t = self.config, self.teacher
         abar = t.alphas_cumprod
-        timesteps = sample_timesteps(x0.shape[0], cfg.curriculum.t_min, cfg.curriculum.t_max, generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        timesteps = self._draw(lambda n: sample_timesteps(n, cfg.curriculum.t_min, cfg.curriculum.t_max, generator), x0)
+        eps = self._draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=generator), x0)
         with torch.no_grad():
             x_t = add_noise(x0.detach(), eps, timesteps, abar)
             goal = training_target(x0.detach(), eps, timesteps, abar, t.prediction_type)
@@ -328,7 +328,8 @@ class DistillTrainer:
         """
         cfg, acc = self.config, self.accelerator
         cond = self.conditioning(batch)
-        noise = torch.randn(cond.image_latent.shape, generator=generator).to(acc.device)
+        latent = cond.image_latent
+        noise = self._draw(lambda n: torch.randn((n, *latent.shape[1:]), generator=generator), latent)
         with (contextlib.nullcontext() if update_generator else torch.no_grad()), acc.autocast():
             out = self.student(noise, cond.image_latent, cond.text, with_grid=cfg.stage == 2)
         x0 = out.x0.float()
@@ -348,6 +349,17 @@ class DistillTrainer:
             weights = asdict(cfg.losses)
             terms["total"] = sum(weights[k] * v for k, v in terms.items() if k in WEIGHTED_TERMS)
         return terms, {"fake": self.fake_score_loss(x0, cond, generator)}
+
+    def _draw(self, sample, like: torch.Tensor) -> torch.Tensor:
+        """This process's rows of ``sample(global batch)``, on ``like``'s device.
+
+        Every process draws for the whole global batch from the same generator and keeps its own
+        rows (those of its data, see ``ResumableBatchSampler``), so W processes of batch B draw
+        exactly what one process of batch W B does: the run does not depend on the process count.
+        """
+        acc, rows = self.accelerator, like.shape[0]
+        start = acc.process_index * rows
+        return sample(rows * acc.num_processes)[start:start + rows].to(like.device)
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) latent -> (B, 3, H, W) float32 image through the frozen decoder (grad flows to x0)."""
@@ -375,7 +387,8 @@ class DistillTrainer:
         totals: dict[str, float] = {}
         norms = {"grad_norm_student": float("nan"), "grad_norm_fake": float("nan")}
         for micro in range(cfg.run.grad_accum):
-            generator = step_generator(cfg.run.seed, acc.process_index, self.step * cfg.run.grad_accum + micro)
+            # Rank 0's stream on every process: _draw slices the global draw per process.
+            generator = step_generator(cfg.run.seed, 0, self.step * cfg.run.grad_accum + micro)
             with acc.accumulate(self.student, self.fake):
                 gen_terms, fake_terms = self.losses(next(batches), generator, update_generator)
                 if update_generator:
@@ -391,8 +404,11 @@ class DistillTrainer:
                         [p for p in self.fake.parameters() if p.requires_grad], cfg.optim.max_grad_norm))
                 self.opt_f.step()
                 self.opt_f.zero_grad(set_to_none=True)
-            for key, value in {**gen_terms, **fake_terms}.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) / cfg.run.grad_accum
+            terms = {**gen_terms, **fake_terms}
+            # Logged values are means over the global batch (all processes), as the losses are.
+            values = acc.reduce(torch.stack([v.detach().float().reshape(()).to(acc.device) for v in terms.values()]), "mean")
+            for key, value in zip(terms, values.tolist()):
+                totals[key] = totals.get(key, 0.0) + value / cfg.run.grad_accum
         self.step += 1
         if update_generator:
             self.ema.update(acc.unwrap_model(self.student))
