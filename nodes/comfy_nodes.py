@@ -20,6 +20,7 @@ from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.language.params import PARAM_GROUPS, PARAM_SPECS
 from . import logic
 from .luts import export_cube, import_cube
+from .output_files import new_output_file
 from .scoring import score_instruction
 
 CATEGORY = "image/retouch"
@@ -205,7 +206,8 @@ class SaveGrid(io.ComfyNode):
             node_id="InstantRetouchSaveGrid",
             display_name="Save Bilateral Grid",
             category=CATEGORY,
-            description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them).",
+            description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them); "
+            "the prefix may hold subfolders, and an existing file is never overwritten.",
             inputs=[BilateralGrid.Input("grid"), io.String.Input("filename_prefix", default="retouch")],
             outputs=[io.String.Output(display_name="path")],
             is_output_node=True,
@@ -214,11 +216,8 @@ class SaveGrid(io.ComfyNode):
     @classmethod
     def execute(cls, grid, filename_prefix):
         folder = Path(folder_paths.get_output_directory()) / GRID_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(filename_prefix).name or "retouch"
-        index = 1 + sum(1 for _ in folder.glob(f"{stem}_*.safetensors"))
-        path = folder / f"{stem}_{index:05d}.safetensors"
-        grid.save(path)
+        with new_output_file(folder, filename_prefix or "retouch", ".safetensors") as path:
+            grid.save(path)
         return io.NodeOutput(str(path))
 
 
@@ -265,7 +264,7 @@ class ExportCube(io.ComfyNode):
     @classmethod
     def execute(cls, grid, filename_prefix, size, index):
         folder = Path(folder_paths.get_output_directory()) / LUT_FOLDER
-        return io.NodeOutput(str(export_cube(grid, folder, Path(filename_prefix).name or "retouch", size, index)))
+        return io.NodeOutput(str(export_cube(grid, folder, filename_prefix or "retouch", size, index)))
 
 
 class ImportCube(io.ComfyNode):

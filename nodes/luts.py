@@ -10,16 +10,21 @@ from pathlib import Path
 
 from ..retouch_core.engine.retouch_grid import RetouchGrid
 from ..retouch_core.engine.lut import load_cube, lut_to_grid, write_cube
+from .output_files import new_output_file
 
 
-def export_cube(grid: RetouchGrid, folder: Path, stem: str, size: int = 33, index: int = 0) -> Path:
-    """Write the global part of edit ``index`` of ``grid`` as ``folder/stem_NNNNN.cube``."""
+def export_cube(grid: RetouchGrid, folder: Path, prefix: str, size: int = 33, index: int = 0) -> Path:
+    """Write the global part of edit ``index`` of ``grid`` as ``folder/prefix_NNNNN.cube``.
+
+    ``prefix`` may name subfolders of ``folder`` but never leads out of it (ValueError); the file
+    is numbered as ComfyUI's SaveImage numbers images and never replaces an existing one.
+    """
+    if not 0 <= index < grid.batch:
+        raise ValueError(f"the grid holds {grid.batch} edit(s); index {index} does not exist")
     lut = grid.select(index).to_lut(size)
-    folder.mkdir(parents=True, exist_ok=True)
-    number = 1 + sum(1 for _ in folder.glob(f"{stem}_*.cube"))
-    path = folder / f"{stem}_{number:05d}.cube"
     title = " ".join((grid.label or "InstantRetouch").replace('"', "'").split())[:120]  # .cube titles: one line, no quotes
-    write_cube(path, lut, title=title)
+    with new_output_file(folder, prefix, ".cube") as path:
+        write_cube(path, lut, title=title)
     return path
 
 

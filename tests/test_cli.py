@@ -264,7 +264,7 @@ def _bad_cases(tmp):
         ([tmp / "text.png", "-o", tmp / "o.png", "--params", "{}"], "not an image"),
         ([ok, "-o", tmp / "nowhere" / "o.png"], "does not exist"),
         ([ok, "-o", tmp / "o.xyz"], "unknown image type"),
-        ([ok, "-o", ok], "original is kept"),
+        ([ok, "-o", ok], "is the same file as INPUT"),
         ([ok, "-o", tmp / "o.png", "--params", "{not json"], "not valid JSON"),
         ([ok, "-o", tmp / "o.png", "--params", '{"brightness": 3}'], "unknown parameter"),
         ([ok, "-o", tmp / "o.png", "--params", "nofile.json"], "neither a JSON object nor an existing file"),

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from .grid import AFFINE_COLS, AFFINE_ROWS, GRID_CHANNELS
 from .guide import apply_guide
+from .resize import resize
 from .checks import check_image, split_alpha
 from .slicing import _resolve_guide
 
@@ -432,7 +433,7 @@ def _resize(image: torch.Tensor, size: tuple[int, int], resample: str) -> torch.
     work = image if image.dtype in (torch.float32, torch.float64) else image.float()
     if resample == "nearest":
         return F.interpolate(work, size=size, mode="nearest-exact")
-    return F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resize(work, size)
 
 
 def _low_res_guide(guide, rgb: torch.Tensor, low: torch.Tensor, resample: str = "antialias") -> torch.Tensor:

@@ -88,8 +88,8 @@ def check_lut(lut, name: str = "lut") -> torch.Tensor:
 
 def identity_lattice(size: int = DEFAULT_LUT_SIZE, device=None, dtype=torch.float32) -> torch.Tensor:
     """Lattice colours (1, 3, N, N, N) indexed [.., c, b, g, r]: the identity LUT."""
-    if not isinstance(size, int) or size < 2:
-        raise ValueError(f"LUT size must be an integer >= 2, got {size!r}")
+    if not isinstance(size, int) or not 2 <= size <= MAX_CUBE_SIZE:  # bounded before allocating N^3
+        raise ValueError(f"LUT size must be an integer from 2 to {MAX_CUBE_SIZE}, got {size!r}")
     axis = torch.linspace(0, 1, size, device=device, dtype=dtype)
     b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
     return torch.stack([r, g, b]).unsqueeze(0)

@@ -647,7 +647,9 @@ class _Reader:
         self._end_clause()
         for mention in self.mentions:
             if mention.head.noun and mention.mods.dir_sign == 0 and not mention.inherited:
-                self.notes.append(f"'{mention.text}' has no direction; read as '{mention.text} up'")
+                # Name the direction applied: "no contrast" and "too much contrast" go down.
+                way = "up" if mention.value() * mention.head.sign >= 0 else "down"
+                self.notes.append(f"'{mention.text}' has no direction; read as '{mention.text} {way}'")
 
     def _step(self, i: int) -> int:
         item = self.items[i]

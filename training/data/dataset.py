@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-__all__ = ["TripletDataset", "read_manifest"]
+from retouch_core.engine.resize import resize
+
+from .images import read_rgb
+from .manifest import read_manifest
+
+__all__ = ["TripletDataset"]
 
 SPLITS = ("train", "heldout", "all")
-
-
-def read_manifest(root: str | Path) -> list[dict[str, Any]]:
-    """Records of ``root/manifest.jsonl`` in file (canonical) order."""
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `retouch-train make-dataset --out {root}` first")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class TripletDataset(torch.utils.data.Dataset):
@@ -57,8 +52,7 @@ class TripletDataset(torch.utils.data.Dataset):
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         self.root = Path(root)
-        self.records = [r for r in read_manifest(root)
-                        if (split == "all" or r["split"] == split) and (subsets is None or r["subset"] in subsets)]
+        self.records = read_manifest(root, split, subsets)
         self.size, self.crop, self.auto_instruction, self.seed = size, crop, auto_instruction, seed
         self.epoch = 0
 
@@ -69,34 +63,26 @@ class TripletDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, relative: str) -> Image.Image:
-        with Image.open(self.root / relative) as image:
-            return image.convert("RGB")
-
-    def _resize_crop(self, images: list[Image.Image], rng: np.random.Generator) -> list[Image.Image]:
+    def _resize_crop(self, images: list[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
+        """(1, 3, H, W) images -> (3, size, size): short side resized to ``size``, the same crop of each."""
         if self.size is None:
-            return images
-        width, height = images[0].size
+            return [im[0] for im in images]
+        height, width = images[0].shape[-2:]
         scale = self.size / min(width, height)
-        new = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))
-        images = [im.resize(new, Image.Resampling.BICUBIC) for im in images]
+        new = (max(self.size, round(height * scale)), max(self.size, round(width * scale)))
+        images = [resize(im, new).clamp(0.0, 1.0) for im in images]
         if self.crop == "random":
-            left, top = int(rng.integers(new[0] - self.size + 1)), int(rng.integers(new[1] - self.size + 1))
+            top, left = int(rng.integers(new[0] - self.size + 1)), int(rng.integers(new[1] - self.size + 1))
         else:
-            left, top = (new[0] - self.size) // 2, (new[1] - self.size) // 2
-        return [im.crop((left, top, left + self.size, top + self.size)) for im in images]
+            top, left = (new[0] - self.size) // 2, (new[1] - self.size) // 2
+        return [im[0, :, top : top + self.size, left : left + self.size].contiguous() for im in images]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        source, target = self._resize_crop([self._load(record["input"]), self._load(record["target"])], rng)
+        source, target = self._resize_crop([read_rgb(self.root / record[key]) for key in ("input", "target")], rng)
         instruction = record["instruction"]
         if record["subset"] == "auto" and record.get("restore_instruction") and rng.random() < self.auto_instruction:
             instruction = record["restore_instruction"]
-        return {"input": _to_tensor(source), "target": _to_tensor(target), "instruction": instruction,
+        return {"input": source, "target": target, "instruction": instruction,
                 "subset": record["subset"], "id": record["id"]}
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> (3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)

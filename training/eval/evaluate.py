@@ -43,11 +43,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..cli import add_subcommand, run_subcommand
 from .device import resolve_device
 from .judge import load_judge
 from .methods import NAMED_METHODS, PrecomputedOutputs, Retoucher, command_retoucher, model_retoucher
 from .protocol import TIMING_SIZES, evaluate, load_learned_metrics
-from .records import EvaluationError, Triplet, pair_triplets, read_manifest
+from .records import EvaluationError, Triplet, dataset_triplets, pair_triplets
 from .report import format_markdown, write_report
 from .summary import summarize
 
@@ -112,21 +113,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     opts.add_argument("--judge-timeout", type=float, metavar="SECONDS", help="per-image limit for a --judge command")
     opts.add_argument("--report", metavar="DIR", help="write metrics.csv, summary.md/json and PNG plots here")
     opts.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(methods=None)
+    parser.set_defaults(methods=None, func=run)
     return parser
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand (see training/cli.py)."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="InstantRetouch evaluation protocol (fidelity, editing, CLIP, direction, runtime)",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
+    return add_subcommand(subparsers, "evaluate",
+                          "InstantRetouch evaluation protocol (fidelity, editing, CLIP, direction, runtime)",
+                          __doc__, add_arguments)
 
 
 def _method_name(kind: str, value: str, label: str | None) -> str:
@@ -163,7 +158,7 @@ def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 2
 
 def _load_triplets(args) -> tuple[list[Triplet], str]:
     if args.dataset:
-        return read_manifest(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
+        return dataset_triplets(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
     input_dir, target_dir = args.pairs
     return pair_triplets(input_dir, target_dir, args.instruction, args.limit), f"{input_dir} → {target_dir}"
 
@@ -209,8 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m retouch_training.eval.evaluate ...`` (same options as ``retouch-train evaluate``)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="retouch-train evaluate", description=__doc__.split("\n\n")[0]))
-    return run(parser.parse_args(argv))
+    return run_subcommand("evaluate", __doc__, add_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
