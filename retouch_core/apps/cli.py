@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ..engine.blend import regional_blend
+from ..engine.slicing import load_cpu_kernel_in_background
 from ..formats.grid_files import RetouchGrid
 from ..formats.image_files import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
 from ..language.matcher import Plan
@@ -358,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_paths(args)
+        load_cpu_kernel_in_background()  # ready by the time the model and the image are loaded
         recipe = build_recipe(args)
         summary = describe_recipe(recipe, args)
         if summary:
