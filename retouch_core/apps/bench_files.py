@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         for megapixels in args.sizes:
             for fmt in args.formats:
                 results[megapixels, fmt] = bench_size(megapixels, fmt, Path(folder))
-                print(f"{megapixels} MP -> {fmt}: done", file=sys.stderr, flush=True)
+                print(f"{megapixels} MP -> {fmt}: {json.dumps(results[megapixels, fmt])}", file=sys.stderr, flush=True)
     print(f"start-up floor (same command on a 64x64 JPEG): {floor_mb:.0f} MB peak RSS")
     print(format_table(results, floor_mb))
     if args.json:
