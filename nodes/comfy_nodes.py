@@ -224,14 +224,22 @@ class FitGridFromExample(io.ComfyNode):
                 io.Image.Input("image", tooltip="the photo to retouch, any resolution"),
                 io.Image.Input("edited", tooltip="an edit of the same framing, any size"),
                 io.Image.Input("before", optional=True, tooltip="what the editor was given (default: image resized)"),
+                io.Boolean.Input("robust", default=True, optional=True,
+                                 tooltip="align the edit (shift, slight crop/rescale), match its blur and ignore what a "
+                                 "colour edit cannot explain (new objects, texture); off: plain least squares"),
             ],
-            outputs=[BilateralGrid.Output(display_name="grid"), io.Image.Output(display_name="image")],
+            outputs=[
+                BilateralGrid.Output(display_name="grid"),
+                io.Image.Output(display_name="image"),
+                io.Float.Output(display_name="confidence", tooltip="share of the edit's pixels the grid explains"),
+                io.Mask.Output(display_name="residual", tooltip="1 where the edit is not a colour edit of the photo"),
+            ],
         )
 
     @classmethod
-    def execute(cls, image, edited, before=None):
-        grid = logic.fit_from_example(image, edited, before, _progress(image.shape[0]))
-        return io.NodeOutput(grid, logic.apply_grid(image, grid, _device()))
+    def execute(cls, image, edited, before=None, robust=True):
+        grid, confidence, residual = logic.fit_from_example(image, edited, before, _progress(image.shape[0]), robust)
+        return io.NodeOutput(grid, logic.apply_grid(image, grid, _device()), confidence, residual)
 
 
 class SaveGrid(io.ComfyNode):

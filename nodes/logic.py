@@ -119,24 +119,35 @@ def param_grids(
     return RetouchGrid.stack(grids)
 
 
-def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Tensor | None = None, progress: Progress = _no_progress) -> RetouchGrid:
+def fit_from_example(
+    image: torch.Tensor, edited: torch.Tensor, before: torch.Tensor | None = None, progress: Progress = _no_progress,
+    robust: bool = True,
+) -> tuple[RetouchGrid, float, torch.Tensor]:
     """Grids that reproduce ``edited`` (any editor's output, usually at low resolution).
 
     Args:
         image: IMAGE (B, H, W, C), the photo to edit at full resolution.
         edited: IMAGE (B or 1, h, w, C), an edit of ``image`` (same framing, any size).
         before: optional IMAGE the editor was given; default: ``image`` resized to ``edited``.
+        robust: align the edit, match its blur and ignore what a colour edit cannot explain
+            (:func:`~retouch_core.engine.robust_fit.fit_grid_robust`); False: plain least squares.
+
+    Returns:
+        the grids; the confidence (share of the edit's pixels the grids explain, mean over the
+        batch; 1.0 for a plain fit); the residual MASK (B, H, W) in [0, 1] at the image's size
+        (1 = not explained by a colour edit, e.g. new content; zeros for a plain fit).
     """
     import torch.nn.functional as F
 
     from ..retouch_core.engine.fit import fit_grid
+    from ..retouch_core.engine.robust_fit import fit_grid_robust
 
     check_comfy_image(image)
     check_comfy_image(edited, "edited")
-    batch = image.shape[0]
+    batch, height, width = image.shape[:3]
     if edited.shape[0] not in (1, batch):
         raise ValueError(f"edited has {edited.shape[0]} images but the image batch has {batch}")
-    grids = []
+    grids, confidences, residuals = [], [], []
     for index in range(batch):
         after = comfy_to_bchw(edited[index % edited.shape[0]][None])[:, :3].expand(-1, 3, -1, -1).float()
         if before is not None:
@@ -145,7 +156,14 @@ def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Te
             source = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1).float()
         if source.shape[-2:] != after.shape[-2:]:
             source = F.interpolate(source, size=after.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-        grid = fit_grid(source, after)
+        if robust:
+            fit = fit_grid_robust(source, after)
+            grid, confidence = fit.grid, float(fit.confidence[0])
+            residual = F.interpolate(fit.residual.float(), size=(height, width), mode="bilinear", align_corners=False)
+        else:
+            grid, confidence, residual = fit_grid(source, after), 1.0, torch.zeros(1, 1, height, width)
         grids.append(RetouchGrid(grid, None, tuple(image.shape[1:3]), "fitted from an example edit"))
+        confidences.append(confidence)
+        residuals.append(residual[:, 0].clamp(0, 1))
         progress(index + 1, batch)
-    return RetouchGrid.stack(grids)
+    return RetouchGrid.stack(grids), sum(confidences) / batch, torch.cat(residuals)

@@ -14,8 +14,10 @@ from comfy_live import SNAPSHOT, workflow_files
 SCHEMAS = json.loads(SNAPSHOT.read_text())
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Combos listing files on the user's machine: any value is acceptable in a shipped workflow.
-FILE_COMBOS = {("LoadImage", "image"), ("InstantRetouchLoadCLIP", "clip_file"), ("InstantRetouchLoadGrid", "grid_file")}
+FILE_COMBOS = {("LoadImage", "image"), ("InstantRetouchLoadCLIP", "clip_file"), ("InstantRetouchLoadGrid", "grid_file"),
+               ("InstantRetouchImportCube", "cube_file"), ("InstantRetouchApplyLUT", "lut_file")}
 MODEL_COMBO = ("InstantRetouchLoadModel", "model_name")
+FRONTEND_ONLY = {"Note", "MarkdownNote"}  # canvas notes: never sent to the server
 
 
 def inputs_of(node_type: str) -> dict[str, tuple[str, dict, bool]]:
@@ -93,6 +95,8 @@ def check_ui(graph: dict) -> list[str]:
     nodes = {n["id"]: n for n in graph["nodes"]}
     for node in graph["nodes"]:
         node_type = node["type"]
+        if node_type in FRONTEND_ONLY:
+            continue
         if node_type not in SCHEMAS:
             problems.append(f"node {node['id']}: unknown type {node_type}")
             continue

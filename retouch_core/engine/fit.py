@@ -112,7 +112,8 @@ def _corner_weights(frac: torch.Tensor) -> torch.Tensor:
 
 
 def accumulate_normal_equations(
-    rgb: torch.Tensor, target: torch.Tensor, z: torch.Tensor, size: tuple[int, int, int]
+    rgb: torch.Tensor, target: torch.Tensor, z: torch.Tensor, size: tuple[int, int, int],
+    weight: torch.Tensor | None = None,
 ) -> NormalEquations:
     """Scatter an image pair into the normal equations of the sliced grid model.
 
@@ -121,6 +122,8 @@ def accumulate_normal_equations(
         target: (B, 3, h, w) output pixels.
         z: (B, 1, h, w) guide values at the input pixels.
         size: grid size (D, H_g, W_g).
+        weight: optional (B, 1, h, w) >= 0 per-pixel weights of the data term (robust fitting);
+            a pixel of weight w counts as w pixels.
 
     Returns:
         :class:`NormalEquations` for a (B, 12, D, H_g, W_g) grid.
@@ -145,8 +148,13 @@ def accumulate_normal_equations(
     corner_xy = (_corner_weights(fy)[:, None, :, None] * _corner_weights(fx)[None, :, None, :]).reshape(h * w, 4)
 
     ones = torch.ones(batch, 1, h, w, **f64)
-    p = torch.cat([rgb.to(torch.float64), ones], 1).reshape(batch, AFFINE_COLS, -1).transpose(1, 2)
-    o = target.to(torch.float64).reshape(batch, AFFINE_ROWS, -1).transpose(1, 2)  # (B, P, 3)
+    p = torch.cat([rgb.to(torch.float64), ones], 1)
+    o = target.to(torch.float64)
+    if weight is not None:  # both factors of every moment scaled by sqrt(w): the moments by w
+        root = weight.to(torch.float64).clamp_min(0).sqrt()
+        p, o = p * root, o * root
+    p = p.reshape(batch, AFFINE_COLS, -1).transpose(1, 2)
+    o = o.reshape(batch, AFFINE_ROWS, -1).transpose(1, 2)  # (B, P, 3)
     z0, fz = _axis_lower(z.to(torch.float64).reshape(batch, -1) * depth - 0.5, depth)
 
     width_row = 27 * _MOMENTS + 8 * AFFINE_COLS * AFFINE_ROWS  # 270 + 96
