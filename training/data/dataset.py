@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["TripletDataset", "read_manifest"]
+__all__ = ["TripletDataset", "read_manifest", "resize_crop"]
 
 SPLITS = ("train", "heldout", "all")
 
@@ -34,6 +34,8 @@ class TripletDataset(torch.utils.data.Dataset):
             resized to ``size`` and a ``size`` x ``size`` crop is taken (the same for input and target).
         subsets: keep only these subsets (default: all).
         crop: ``"center"`` or ``"random"`` (random crops are drawn from ``(seed, epoch, index)``).
+        zoom: random crops only: the short side is resized to ``size`` times U(1, ``zoom``), so
+            crops also vary in scale.
         auto_instruction: probability that an auto record returns its ``restore_instruction``
             instead of the empty string (instructed restoration), drawn per ``(seed, epoch, index)``.
         seed: for the random choices above; call :meth:`set_epoch` to vary them per epoch.
@@ -51,6 +53,7 @@ class TripletDataset(torch.utils.data.Dataset):
         crop: str = "center",
         auto_instruction: float = 0.0,
         seed: int = 0,
+        zoom: float = 1.0,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -59,7 +62,9 @@ class TripletDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.records = [r for r in read_manifest(root)
                         if (split == "all" or r["split"] == split) and (subsets is None or r["subset"] in subsets)]
-        self.size, self.crop, self.auto_instruction, self.seed = size, crop, auto_instruction, seed
+        if zoom < 1:
+            raise ValueError(f"zoom must be >= 1, got {zoom}")
+        self.size, self.crop, self.auto_instruction, self.seed, self.zoom = size, crop, auto_instruction, seed, zoom
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,15 +81,7 @@ class TripletDataset(torch.utils.data.Dataset):
     def _resize_crop(self, images: list[Image.Image], rng: np.random.Generator) -> list[Image.Image]:
         if self.size is None:
             return images
-        width, height = images[0].size
-        scale = self.size / min(width, height)
-        new = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))
-        images = [im.resize(new, Image.Resampling.BICUBIC) for im in images]
-        if self.crop == "random":
-            left, top = int(rng.integers(new[0] - self.size + 1)), int(rng.integers(new[1] - self.size + 1))
-        else:
-            left, top = (new[0] - self.size) // 2, (new[1] - self.size) // 2
-        return [im.crop((left, top, left + self.size, top + self.size)) for im in images]
+        return resize_crop(images, self.size, rng, random=self.crop == "random", zoom=self.zoom)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
@@ -95,6 +92,23 @@ class TripletDataset(torch.utils.data.Dataset):
             instruction = record["restore_instruction"]
         return {"input": _to_tensor(source), "target": _to_tensor(target), "instruction": instruction,
                 "subset": record["subset"], "id": record["id"]}
+
+
+def resize_crop(images: list[Image.Image], size: int, rng: np.random.Generator, random: bool = True,
+                zoom: float = 1.0) -> list[Image.Image]:
+    """The same ``size`` x ``size`` crop of same-size images: short side resized to ``size`` (times
+    U(1, ``zoom``) for random crops), then a random (or centre) window."""
+    width, height = images[0].size
+    scale = size / min(width, height)
+    if random and zoom > 1:
+        scale *= float(rng.uniform(1.0, zoom))
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    images = [im.resize(new, Image.Resampling.BICUBIC) for im in images]
+    if random:
+        left, top = int(rng.integers(new[0] - size + 1)), int(rng.integers(new[1] - size + 1))
+    else:
+        left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return [im.crop((left, top, left + size, top + size)) for im in images]
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:
