@@ -14,10 +14,10 @@ import folder_paths
 from comfy_api.latest import ComfyExtension, io
 
 from ..retouch_core.language.clip_score import load_clip
-from ..retouch_core.formats.grid_files import RetouchGrid
+from ..retouch_core.engine.retouch_grid import RetouchGrid
 from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
-from ..retouch_core.language.params import PARAM_RANGES
+from ..retouch_core.language.params import PARAM_GROUPS, PARAM_SPECS
 from . import logic
 from .luts import export_cube, import_cube
 from .scoring import score_instruction
@@ -307,28 +307,19 @@ class InstructionPlan(io.ComfyNode):
         return io.NodeOutput(parse_instruction(instruction).describe())
 
 
-def _group(name: str) -> str:
-    """The VeraRetouch group a renderer parameter belongs to, for slider labels."""
-    if name.startswith(("hue_", "saturation_", "luminance_")) and name.split("_", 1)[1] in _BANDS:
-        return "colour band"
-    if name.startswith("split_"):
-        return "split toning"
-    if name in ("temperature", "tint", "vibrance", "saturation"):
-        return "global colour"
-    return "light"
+_SLIDER_LABELS = {group.name: group.slider_label for group in PARAM_GROUPS}
 
 
-_BANDS = ("red", "orange", "yellow", "green", "aqua", "blue", "purple", "magenta")
+def _slider(spec) -> io.Float.Input:
+    """One optional slider of the Param Retouch node, from the parameter table."""
+    return io.Float.Input(spec.name, display_name=f"{_SLIDER_LABELS[spec.group]}: {spec.name}", default=0.0,
+                          min=spec.lo, max=spec.hi, optional=True, step=0.05 if spec.hi - spec.lo <= 10 else 1.0)
 
 
 class ParamRetouch(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        sliders = [
-            io.Float.Input(name, display_name=f"{_group(name)}: {name}", default=0.0, min=lo, max=hi, optional=True,
-                           step=0.05 if hi - lo <= 10 else 1.0)
-            for name, (lo, hi) in PARAM_RANGES.items()
-        ]
+        sliders = [_slider(spec) for spec in PARAM_SPECS.values()]
         return io.Schema(
             node_id="InstantRetouchParamRetouch",
             display_name="Param Retouch",

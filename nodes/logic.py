@@ -12,51 +12,14 @@ from typing import Callable
 
 import torch
 
-from ..retouch_core.engine.blend import regional_blend
-from ..retouch_core.formats.grid_files import RetouchGrid
-from ..retouch_core.engine.checks import bchw_to_comfy, comfy_to_bchw
+from ..retouch_core.engine.retouch_grid import RetouchGrid
+from .layout import bchw_to_comfy, check_comfy_image, check_comfy_mask, comfy_to_bchw
 
 Progress = Callable[[int, int], None]
-
-# LoadImage's MASK for a file without alpha: a 64x64 block of zeros.
-_PLACEHOLDER_MASK_SIZE = (64, 64)
 
 
 def _no_progress(done: int, total: int) -> None:
     pass
-
-
-def check_comfy_image(image: torch.Tensor, name: str = "image") -> None:
-    """Raise ValueError unless ``image`` is a (B, H, W, C) IMAGE with C in {1, 3, 4}."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"{name} must be a ComfyUI IMAGE of shape (B, H, W, 3 or 4), got {shape}")
-    if image.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
-
-
-def check_comfy_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Validate a MASK for ``image`` and return it as (B', H', W').
-
-    Rejects LoadImage's placeholder (a 64x64 block of zeros for a file without alpha) with a
-    message saying how to get a real mask; any other size is resized later.
-    """
-    if not isinstance(mask, torch.Tensor) or mask.dim() not in (2, 3, 4):
-        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a ComfyUI MASK of shape (B, H, W), got {shape}")
-    mask = mask.reshape(-1, mask.shape[-2], mask.shape[-1])  # ComfyUI's own normalisation
-    if mask.numel() == 0:
-        raise ValueError(f"mask is empty: shape {tuple(mask.shape)}")
-    batch, height, width = image.shape[:3]
-    if mask.shape[0] not in (1, batch):
-        raise ValueError(f"the mask batch has {mask.shape[0]} masks but the image batch has {batch} images")
-    placeholder = tuple(mask.shape[-2:]) == _PLACEHOLDER_MASK_SIZE and (height, width) != _PLACEHOLDER_MASK_SIZE
-    if placeholder and not mask.any():
-        raise ValueError(
-            "the mask is LoadImage's empty 64x64 placeholder: the loaded file has no alpha channel. "
-            "Paint a mask in the mask editor, load one with LoadImageMask, or use a segmentation node"
-        )
-    return mask
 
 
 def apply_grid(
@@ -68,7 +31,7 @@ def apply_grid(
     grid.check_image(batch, height, width)
     out = []
     for index in range(batch):
-        single = _select(grid, index)
+        single = grid.for_image(index)
         pixels = comfy_to_bchw(image[index : index + 1]).to(device or image.device)
         out.append(bchw_to_comfy(single.apply(pixels)).cpu())
         progress(index + 1, batch)
@@ -94,42 +57,11 @@ def blend_regions(
     out = []
     for index in range(batch):
         pixels = comfy_to_bchw(image[index : index + 1]).to(device or image.device)
-        first = _select(grid, index)
-        second = _select(other, index) if other is not None else None
-        if second is not None and not _same_guide(first.guide, second.guide):
-            blended = _blend_two_guides(pixels, first, second, mask[index % mask.shape[0]], feather)
-        else:
-            blended = regional_blend(
-                pixels, first.grid, mask[index % mask.shape[0]][None], None if second is None else second.grid,
-                first.guide, feather=feather,
-            )
+        second = other.for_image(index) if other is not None else None
+        blended = grid.for_image(index).blend(pixels, mask[index % mask.shape[0]][None], second, feather)
         out.append(bchw_to_comfy(blended).cpu())
         progress(index + 1, batch)
     return torch.cat(out)
-
-
-def _blend_two_guides(pixels, first: RetouchGrid, second: RetouchGrid, mask, feather) -> torch.Tensor:
-    """Blend outputs of two grids that slice with different guides."""
-    from ..retouch_core.engine.blend import prepare_mask
-
-    a, b = first.apply(pixels).float(), second.apply(pixels).float()
-    weight = prepare_mask(mask[None], 1, pixels.shape[-2], pixels.shape[-1], feather).to(a.device)
-    return torch.lerp(b, a, weight).to(pixels.dtype)
-
-
-def _same_guide(a, b) -> bool:
-    """Whether two grids slice with the same guide (then one blend of two grids suffices)."""
-    if a is None or b is None:
-        return a is b
-    return all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors()))
-
-
-def _select(grid: RetouchGrid, index: int) -> RetouchGrid:
-    """The batch-1 grid that edits image ``index``."""
-    if grid.batch == 1:
-        return grid
-    guide = None if grid.guide is None else grid.guide.select(index)
-    return RetouchGrid(grid.grid[index : index + 1], guide, grid.source_size, grid.label)
 
 
 def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress) -> tuple[RetouchGrid, str]:
@@ -147,22 +79,7 @@ def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progre
         grid, plan = model.predict(rgb, instruction)
         grids.append(grid)
         progress(index + 1, image.shape[0])
-    return stack_grids(grids), f"model: {model.name}\n{plan.describe()}"
-
-
-def stack_grids(grids: list[RetouchGrid]) -> RetouchGrid:
-    """Batch-1 grids of one size -> one grid with a batch of len(grids)."""
-    from ..retouch_core.engine.guide import GuideParams
-
-    first = grids[0]
-    if len(grids) == 1:
-        return first
-    guides = [g.guide for g in grids]
-    guide = None
-    if any(g is not None for g in guides):
-        filled = [g if g is not None else GuideParams.identity(knots=next(x for x in guides if x).knots) for g in guides]
-        guide = GuideParams(*(torch.cat(parts) for parts in zip(*(g.tensors() for g in filled))))
-    return RetouchGrid(torch.cat([g.grid for g in grids]), guide, first.source_size, first.label)
+    return RetouchGrid.stack(grids), f"model: {model.name}\n{plan.describe()}"
 
 
 def param_grids(
@@ -182,7 +99,7 @@ def param_grids(
         rgb = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1)
         grids.append(grid_from_params(rgb, params))
         progress(index + 1, image.shape[0])
-    return stack_grids(grids)
+    return RetouchGrid.stack(grids)
 
 
 def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Tensor | None = None, progress: Progress = _no_progress) -> RetouchGrid:
@@ -214,4 +131,4 @@ def fit_from_example(image: torch.Tensor, edited: torch.Tensor, before: torch.Te
         grid = fit_grid(source, after)
         grids.append(RetouchGrid(grid, None, tuple(image.shape[1:3]), "fitted from an example edit"))
         progress(index + 1, batch)
-    return stack_grids(grids)
+    return RetouchGrid.stack(grids)

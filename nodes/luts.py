@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..retouch_core.formats.grid_files import RetouchGrid
-from ..retouch_core.engine.lut import grid_to_lut, load_cube, lut_to_grid, write_cube
+from ..retouch_core.engine.retouch_grid import RetouchGrid
+from ..retouch_core.engine.lut import load_cube, lut_to_grid, write_cube
 
 
 def export_cube(grid: RetouchGrid, folder: Path, stem: str, size: int = 33, index: int = 0) -> Path:
     """Write the global part of edit ``index`` of ``grid`` as ``folder/stem_NNNNN.cube``."""
-    if not 0 <= index < grid.batch:
-        raise ValueError(f"the grid holds {grid.batch} edit(s); index {index} does not exist")
-    guide = None if grid.guide is None else grid.guide.select(index)
-    lut = grid_to_lut(grid.grid[index : index + 1].float(), size=size, guide=guide)
+    lut = grid.select(index).to_lut(size)
     folder.mkdir(parents=True, exist_ok=True)
     number = 1 + sum(1 for _ in folder.glob(f"{stem}_*.cube"))
     path = folder / f"{stem}_{number:05d}.cube"

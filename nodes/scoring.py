@@ -14,7 +14,7 @@ import torch
 
 from ..retouch_core.language.attributes import default_bank
 from ..retouch_core.language.clip_score import ClipScorer, alignment_loss, attribute_scores
-from ..retouch_core.engine.checks import comfy_to_bchw
+from .layout import comfy_to_bchw
 from ..retouch_core.language.matcher import parse_instruction
 
 

@@ -5,7 +5,6 @@ import torch
 
 from retouch_core.engine.blend import prepare_mask, regional_blend
 from retouch_core.engine.grid import grid_from_affine, identity_grid
-from retouch_core.engine.checks import bchw_to_comfy, comfy_to_bchw
 from retouch_core.engine.slicing import slice_and_apply
 
 
@@ -53,15 +52,6 @@ def test_feather_softens_edge_but_keeps_far_regions():
     assert 0.3 < soft[10, 19] < 0.7 and 0.3 < soft[10, 20] < 0.7
     assert soft[10, 5] < 1e-3 and soft[10, 35] > 1 - 1e-3
     assert torch.all(soft[:, 1:] >= soft[:, :-1] - 1e-6)  # still monotone across the edge
-
-
-def test_comfy_layout_round_trip_and_rgba(setup):
-    image, warm, _ = setup
-    comfy = bchw_to_comfy(torch.cat([image, torch.rand(2, 1, 12, 16)], 1))
-    assert comfy.shape == (2, 12, 16, 4)
-    out = regional_blend(comfy_to_bchw(comfy), warm, torch.ones(12, 16))
-    assert torch.equal(out[:, 3], comfy_to_bchw(comfy)[:, 3])
-    assert torch.equal(comfy_to_bchw(bchw_to_comfy(image)), image)
 
 
 def test_identity_second_grid_equals_default(setup):

@@ -5,7 +5,6 @@ import torch
 
 from retouch_core.engine.blend import prepare_mask, regional_blend
 from retouch_core.engine.grid import grid_from_affine, identity_grid, scale_grid
-from retouch_core.engine.checks import comfy_to_bchw
 from retouch_core.engine.slicing import slice_and_apply
 
 BACKENDS = ["grid_sample", "gather", "cpu_kernel"]
@@ -102,5 +101,3 @@ def test_bad_strength_and_affine():
         grid_from_affine(torch.eye(4))
     with pytest.raises(ValueError, match="feather"):
         prepare_mask(torch.ones(8, 8), 1, 8, 8, feather=-1)
-    with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):
-        comfy_to_bchw(torch.zeros(8))

@@ -1,5 +1,5 @@
-"""Tests for retouch_training.eval.evaluate: metric paths against independently computed values on
-constructed images, the CIELAB direction proxies, every way of supplying outputs (callable,
+"""Tests for retouch_training.eval (records, methods, protocol, summary, report and the evaluate
+CLI): metric paths against independently computed values on constructed images, the CIELAB direction proxies, every way of supplying outputs (callable,
 folder, shell command, model name), triplets from pairs and manifests, and the written report."""
 
 import argparse
@@ -16,7 +16,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from retouch_training.eval import evaluate as E
+from retouch_training.eval import evaluate as cli
+from retouch_training.eval.methods import (
+    NAMED_METHODS, GridFitOracle, LowResEditor, NamedMethod, PrecomputedOutputs, command_retoucher,
+    fill_template, identity, model_retoucher,
+)
+from retouch_training.eval.protocol import (
+    ROW_COLUMNS, direction_hits, evaluate, instructed_axes, lab_stats, load_learned_metrics,
+    scale_agreement, time_retoucher,
+)
+from retouch_training.eval.records import EvaluationError, load_image, pair_triplets, read_manifest, save_image
+from retouch_training.eval.report import format_markdown, write_report
+from retouch_training.eval.summary import summarize
 
 skdata = pytest.importorskip("skimage.data")
 skcolor = pytest.importorskip("skimage.color")
@@ -40,9 +51,9 @@ def _pairs(tmp_path, target_fn=lambda x: x ** 0.7, names=("astronaut",), size=64
     """input/ and target/ folders of PNGs; returns the triplets read back with pair_triplets."""
     for name in names:
         x = _photo(name, size)
-        E.save_image(x, tmp_path / "in" / f"{name}.png")
-        E.save_image(target_fn(x), tmp_path / "tgt" / f"{name}.png")
-    return E.pair_triplets(tmp_path / "in", tmp_path / "tgt", instruction)
+        save_image(x, tmp_path / "in" / f"{name}.png")
+        save_image(target_fn(x), tmp_path / "tgt" / f"{name}.png")
+    return pair_triplets(tmp_path / "in", tmp_path / "tgt", instruction)
 
 
 def _u8(path):
@@ -51,13 +62,13 @@ def _u8(path):
 
 def _run(retoucher, triplets, **kw):
     kw.setdefault("learned", NO_WEIGHTS)
-    return E.evaluate(retoucher, triplets, progress=False, **kw)
+    return evaluate(retoucher, triplets, progress=False, **kw)
 
 
 def _cli(argv):
     """`retouch-train evaluate ...` through register(), as training/cli.py will wire it."""
     parser = argparse.ArgumentParser(prog="retouch-train")
-    E.register(parser.add_subparsers(dest="command", required=True))
+    cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["evaluate", *argv])
     return args.func(args)
 
@@ -76,7 +87,7 @@ def darken(x, instruction=""):
 
 def test_identity_editing_metrics_equal_independent_computation(tmp_path):
     (t,) = _pairs(tmp_path)
-    row = _run(E.identity, [t]).rows[0]
+    row = _run(identity, [t]).rows[0]
     a, b = _u8(t.input), _u8(t.target)  # read with PIL/numpy, not with the module under test
     mse = np.mean((a - b) ** 2)
     assert row["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-5)
@@ -92,19 +103,19 @@ def test_identity_editing_metrics_equal_independent_computation(tmp_path):
 
 def test_identical_images_are_perfect_everywhere(tmp_path):
     triplets = _pairs(tmp_path, target_fn=lambda x: x)
-    result = _run(E.identity, triplets)
+    result = _run(identity, triplets)
     row = result.rows[0]
     assert (row["l1"], row["l2"], row["delta_e"]) == (0.0, 0.0, 0.0)
     assert math.isinf(row["psnr"])
     assert row["ssim"] == pytest.approx(1.0, abs=1e-5) and row["gmsd"] == pytest.approx(0.0, abs=1e-6)
-    table = E.format_markdown([E.summarize(result)])
+    table = format_markdown([summarize(result)])
     assert "| ∞ |" in table
 
 
 def test_pure_shift_l1_equals_shift(tmp_path):
     (t,) = _pairs(tmp_path, target_fn=lambda x: x * 0.5 + 0.2, names=("coffee",))
     # The target file holds the (quantised) image; shifting it by 0.1 stays inside [0, 1].
-    row = _run(lambda x, i: E.load_image(t.target) + 0.1, [t]).rows[0]
+    row = _run(lambda x, i: load_image(t.target) + 0.1, [t]).rows[0]
     assert row["l1"] == pytest.approx(0.1, abs=1e-6)
     assert row["l2"] == pytest.approx(0.01, abs=1e-6)
     assert row["psnr"] == pytest.approx(20.0, abs=1e-3)
@@ -128,11 +139,11 @@ def test_tiny_images_and_single_triplet(tmp_path):
     assert math.isnan(row["ssim"]) and math.isnan(row["cw_ssim"])
     assert "ssim" in row["notes"] and "cw_ssim" in row["notes"]
     assert math.isfinite(row["gmsd"]) and math.isfinite(row["psnr"])
-    summary = E.summarize(result)
+    summary = summarize(result)
     assert summary["n"] == 1
     for metric in ("gmsd", "l1", "l2", "psnr", "delta_e"):
         assert summary["metrics"][metric] == pytest.approx(row[metric])
-    line = E.format_markdown([summary]).splitlines()[4]
+    line = format_markdown([summary]).splitlines()[4]
     assert line.split(" | ")[1:3] == ["n/a", "n/a"]
 
 
@@ -144,9 +155,9 @@ def test_output_of_other_size_is_resized_with_a_note(tmp_path):
 
 def test_bad_retoucher_output_is_an_error(tmp_path):
     (t,) = _pairs(tmp_path)
-    with pytest.raises(E.EvaluationError, match="NaN"):
+    with pytest.raises(EvaluationError, match="NaN"):
         _run(lambda x, i: x * math.nan, [t])
-    with pytest.raises(E.EvaluationError, match="shape"):
+    with pytest.raises(EvaluationError, match="shape"):
         _run(lambda x, i: x[:, :1], [t])
 
 
@@ -155,14 +166,14 @@ def test_bad_retoucher_output_is_an_error(tmp_path):
 
 
 def test_missing_learned_weights_are_reported_missing(tmp_path):
-    learned = E.load_learned_metrics([tmp_path / "no-weights"])
+    learned = load_learned_metrics([tmp_path / "no-weights"])
     assert set(learned) == {"dists", "lpips"} and all(isinstance(v, str) for v in learned.values())
-    result = _run(E.identity, _pairs(tmp_path), learned=learned)
+    result = _run(identity, _pairs(tmp_path), learned=learned)
     assert result.rows[0]["dists"] == "missing" and result.rows[0]["lpips"] == "missing"
-    summary = E.summarize(result)
+    summary = summarize(result)
     assert summary["metrics"]["dists"] == "missing" and summary["metrics"]["lpips"] == "missing"
     assert set(summary["missing"]) == {"dists", "lpips"}
-    cells = E.format_markdown([summary]).splitlines()[4].split(" | ")
+    cells = format_markdown([summary]).splitlines()[4].split(" | ")
     assert cells[4:6] == ["missing", "missing"]  # DISTS, LPIPS columns
 
 
@@ -187,12 +198,12 @@ def _fake_weights(folder):
 
 def test_learned_metrics_computed_when_weights_present(tmp_path):
     _fake_weights(tmp_path / "w")
-    learned = E.load_learned_metrics([tmp_path / "w"])
+    learned = load_learned_metrics([tmp_path / "w"])
     assert not any(isinstance(v, str) for v in learned.values())
     triplets = _pairs(tmp_path, size=32)  # small: VGG16 on CPU is the slow part
     same, blurred = (
         _run(fn, triplets, learned=learned).rows[0]
-        for fn in (E.identity, lambda x, i: F.avg_pool2d(x, 5, 1, 2, count_include_pad=False))
+        for fn in (identity, lambda x, i: F.avg_pool2d(x, 5, 1, 2, count_include_pad=False))
     )
     assert same["lpips"] == pytest.approx(0.0, abs=1e-6)
     assert blurred["lpips"] > same["lpips"] and blurred["dists"] > same["dists"]
@@ -205,7 +216,7 @@ def test_learned_metrics_computed_when_weights_present(tmp_path):
 def test_brightening_retoucher_on_brighter_scores_one_darkening_zero(tmp_path):
     triplets = _pairs(tmp_path, names=("astronaut", "coffee"), size=32, instruction="brighter")
     bright, dark = _run(brighten, triplets), _run(darken, triplets)
-    up, down = E.summarize(bright)["direction"], E.summarize(dark)["direction"]
+    up, down = summarize(bright)["direction"], summarize(dark)["direction"]
     assert up["brightness"] == {"n": 2, "hits": 2, "accuracy": 1.0}
     assert down["brightness"] == {"n": 2, "hits": 0, "accuracy": 0.0}
     assert up["all"]["accuracy"] == 1.0 and down["all"]["accuracy"] == 0.0
@@ -214,7 +225,7 @@ def test_brightening_retoucher_on_brighter_scores_one_darkening_zero(tmp_path):
 
 def test_identity_never_counts_as_moved(tmp_path):
     triplets = _pairs(tmp_path, instruction="brighter")
-    assert E.summarize(_run(E.identity, triplets))["direction"]["all"]["accuracy"] == 0.0
+    assert summarize(_run(identity, triplets))["direction"]["all"]["accuracy"] == 0.0
 
 
 def _gray(x):
@@ -253,16 +264,16 @@ def test_direction_proxies(instruction, edit, axis, hit):
     from retouch_core.language.matcher import parse_instruction
 
     x = _photo("astronaut", 48)
-    axes = E.instructed_axes(parse_instruction(instruction))
+    axes = instructed_axes(parse_instruction(instruction))
     assert axis in axes
-    hits = E.direction_hits(E.lab_stats(x), E.lab_stats(EDITS[edit](x)), axes)
+    hits = direction_hits(lab_stats(x), lab_stats(EDITS[edit](x)), axes)
     assert hits[axis] is hit
 
 
 def test_instruction_without_proxy_is_not_applicable(tmp_path):
     result = _run(brighten, _pairs(tmp_path, instruction="cinematic"))
     assert math.isnan(result.rows[0]["dir_acc"])
-    assert E.summarize(result)["direction"]["all"] == {"n": 0, "hits": 0, "accuracy": None}
+    assert summarize(result)["direction"]["all"] == {"n": 0, "hits": 0, "accuracy": None}
 
 
 def test_clip_direction_matches_edit_direction(tmp_path):
@@ -272,14 +283,14 @@ def test_clip_direction_matches_edit_direction(tmp_path):
     (t,) = _pairs(tmp_path, size=32, instruction="brighter and warmer")
     result = _run(brighten, [t], clip=scorer)
     row = result.rows[0]
-    x = E.load_image(t.input)
+    x = load_image(t.input)
     bank = __import__("retouch_core.language.attributes", fromlist=["default_bank"]).default_bank()
     pairs = [(bank[n].positive, bank[n].negative) for n in ("brightness", "warmth")]
     expected = edit_direction(scorer, x, brighten(x), pairs, [1.0, 1.0]).moved.float().mean().item()
     assert row["clip_n"] == 2 and row["clip_dir"] == pytest.approx(expected)
-    assert E.summarize(result)["metrics"]["clip_dir"] == pytest.approx(expected)
+    assert summarize(result)["metrics"]["clip_dir"] == pytest.approx(expected)
     # Without --clip the column is "not requested", not n/a or zero.
-    assert E.summarize(_run(brighten, [t]))["metrics"]["clip_dir"] is None
+    assert summarize(_run(brighten, [t]))["metrics"]["clip_dir"] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,9 +299,9 @@ def test_clip_direction_matches_edit_direction(tmp_path):
 
 def test_pairs_keep_common_names_and_warn(tmp_path):
     _pairs(tmp_path, names=("astronaut", "coffee"))
-    E.save_image(_photo(), tmp_path / "in" / "lonely.png")
+    save_image(_photo(), tmp_path / "in" / "lonely.png")
     with pytest.warns(UserWarning, match="without a partner"):
-        triplets = E.pair_triplets(tmp_path / "in", tmp_path / "tgt")
+        triplets = pair_triplets(tmp_path / "in", tmp_path / "tgt")
     assert [t.id for t in triplets] == ["astronaut", "coffee"]
     assert all(t.instruction == "" and t.subset == "auto" for t in triplets)
 
@@ -301,8 +312,8 @@ def _manifest(tmp_path):
     specs = [("heldout", "style", "brighter"), ("train", "style", "darker"), ("heldout", "auto", ""),
              ("heldout", "param", "exposure +1 EV")]
     for i, (split, subset, instruction) in enumerate(specs):
-        E.save_image(_photo(size=32), root / "inputs" / f"photo{i}.png")
-        E.save_image(_photo(size=32) ** 0.8, root / "targets" / f"photo{i}.png")
+        save_image(_photo(size=32), root / "inputs" / f"photo{i}.png")
+        save_image(_photo(size=32) ** 0.8, root / "targets" / f"photo{i}.png")
         records.append({"id": f"rec-{i}", "input": f"inputs/photo{i}.png", "target": f"targets/photo{i}.png",
                         "instruction": instruction, "subset": subset, "split": split})
     (root / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
@@ -311,30 +322,30 @@ def _manifest(tmp_path):
 
 def test_manifest_filters(tmp_path):
     root = _manifest(tmp_path)
-    assert [t.id for t in E.read_manifest(root)] == ["rec-0", "rec-2", "rec-3"]
-    assert [t.id for t in E.read_manifest(root, subset="style")] == ["rec-0"]
-    assert [t.id for t in E.read_manifest(root, split="all", limit=2)] == ["rec-0", "rec-1"]
-    t = E.read_manifest(root, subset="param")[0]
+    assert [t.id for t in read_manifest(root)] == ["rec-0", "rec-2", "rec-3"]
+    assert [t.id for t in read_manifest(root, subset="style")] == ["rec-0"]
+    assert [t.id for t in read_manifest(root, split="all", limit=2)] == ["rec-0", "rec-1"]
+    t = read_manifest(root, subset="param")[0]
     assert t.input == root / "inputs/photo3.png" and t.instruction == "exposure +1 EV"
-    with pytest.raises(E.EvaluationError, match="splits"):
-        E.read_manifest(root, split="test")
+    with pytest.raises(EvaluationError, match="splits"):
+        read_manifest(root, split="test")
 
 
 def test_folder_outputs_by_id_or_input_name(tmp_path):
     root = _manifest(tmp_path)
-    triplets = E.read_manifest(root)
+    triplets = read_manifest(root)
     by_id, by_name = tmp_path / "by_id", tmp_path / "by_name"
     for t in triplets:
-        E.save_image(brighten(E.load_image(t.input)), by_id / f"{t.id}.png")
-        E.save_image(brighten(E.load_image(t.input)), by_name / t.input.name)
-    a = _run(E.PrecomputedOutputs(by_id), triplets, timing_sizes={"x": (8, 8)})
-    b = _run(E.PrecomputedOutputs(by_name), triplets)
+        save_image(brighten(load_image(t.input)), by_id / f"{t.id}.png")
+        save_image(brighten(load_image(t.input)), by_name / t.input.name)
+    a = _run(PrecomputedOutputs(by_id), triplets, timing_sizes={"x": (8, 8)})
+    b = _run(PrecomputedOutputs(by_name), triplets)
     assert [r["psnr"] for r in a.rows] == [r["psnr"] for r in b.rows]
     assert a.rows[0]["dir_brightness"] == 1.0  # "brighter", brightened on disk
     assert a.timing_ms is None  # precomputed outputs cannot be timed
     (by_id / "rec-2.png").unlink()
-    with pytest.raises(E.EvaluationError, match="1 of 3 outputs missing"):
-        _run(E.PrecomputedOutputs(by_id), triplets)
+    with pytest.raises(EvaluationError, match="1 of 3 outputs missing"):
+        _run(PrecomputedOutputs(by_id), triplets)
 
 
 def _copy_command(extra=""):
@@ -348,38 +359,50 @@ def test_command_retoucher_copies_and_quotes_safely(tmp_path):
     trap = tmp_path / "pwned"
     cmd = _copy_command(f"; open({str(side)!r}, 'w').write(sys.argv[3])")
     instruction = f"it's \"warm\" $(touch {trap}) `touch {trap}`; {{x}}"
-    copy = E.command_retoucher(cmd)
-    x = E.load_image(t.input)
+    copy = command_retoucher(cmd)
+    x = load_image(t.input)
     assert torch.equal(copy(x, instruction), x)
     assert side.read_text() == instruction and not trap.exists()
-    assert _run(copy, [t]).rows[0]["psnr"] == pytest.approx(_run(E.identity, [t]).rows[0]["psnr"])
+    assert _run(copy, [t]).rows[0]["psnr"] == pytest.approx(_run(identity, [t]).rows[0]["psnr"])
 
 
 def test_command_failures_are_reported(tmp_path):
     x = _photo(size=16)
-    with pytest.raises(E.EvaluationError, match="exit 3"):
-        E.command_retoucher(f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)' {{input}} {{output}}")(x, "")
-    with pytest.raises(E.EvaluationError, match="no output"):
-        E.command_retoucher("true {input} {output}")(x, "")
-    with pytest.raises(E.EvaluationError, match="lacks"):
-        E.command_retoucher("cp {input} /tmp/somewhere")
+    with pytest.raises(EvaluationError, match="exit 3"):
+        command_retoucher(f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)' {{input}} {{output}}")(x, "")
+    with pytest.raises(EvaluationError, match="no output"):
+        command_retoucher("true {input} {output}")(x, "")
+    with pytest.raises(EvaluationError, match="lacks"):
+        command_retoucher("cp {input} /tmp/somewhere")
 
 
 def test_fill_template_leaves_other_braces():
-    out = E.fill_template("x {input} {'a': 1} {output} {instruction}", input="a b", output="o", instruction="")
+    out = fill_template("x {input} {'a': 1} {output} {instruction}", input="a b", output="o", instruction="")
     assert out == "x 'a b' {'a': 1} o ''"
 
 
-def test_model_names(monkeypatch):
-    assert E.model_retoucher("identity") is E.identity
-    monkeypatch.setitem(sys.modules, "retouch_core.models", None)  # as before the models module exists
-    with pytest.raises(E.EvaluationError, match="load_retouch_model"):
-        E.model_retoucher("instantretouch-base")
+def test_model_names():
+    assert model_retoucher("identity") is identity
+    assert isinstance(model_retoucher("oracle"), GridFitOracle)
+    # An unknown name lists both the built-in models and the evaluation methods.
+    with pytest.raises(EvaluationError, match=r"rule-based.*evaluation methods: \['identity', 'oracle'"):
+        model_retoucher("instantretouch-base")
+
+
+def test_named_methods_registry_extends_the_cli(monkeypatch):
+    """A new entry of NAMED_METHODS is a --model choice, listed in --help, with no other change."""
+    halve = NamedMethod(lambda low_res: lambda image, instruction: image * 0.5, "half brightness")
+    monkeypatch.setitem(NAMED_METHODS, "halve", halve)
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(model_retoucher("halve")(x, ""), x * 0.5)
+    parser = argparse.ArgumentParser(prog="retouch-train")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    assert "half brightness" in cli.register(subparsers).format_help()
 
 
 def test_timing_uses_frame_sizes_and_transposes_portrait():
     seen = []
-    timings = E.time_retoucher(lambda x, i: seen.append(tuple(x.shape[-2:])) or x, _photo(size=20)[..., :12],
+    timings = time_retoucher(lambda x, i: seen.append(tuple(x.shape[-2:])) or x, _photo(size=20)[..., :12],
                                sizes={"a": (8, 16), "b": (12, 20)}, repeats=2)
     assert set(timings) == {"a", "b"} and all(v >= 0 for v in timings.values())
     assert set(seen) == {(16, 8), (20, 12)}  # portrait input: frames transposed, same pixel counts
@@ -397,7 +420,7 @@ def test_cli_end_to_end_report(tmp_path, capsys):
     triplets = _pairs(tmp_path, names=("astronaut", "coffee"), size=32, instruction="brighter")
     outs = tmp_path / "baseline"
     for t in triplets:
-        E.save_image(darken(E.load_image(t.input)), outs / t.input.name)
+        save_image(darken(load_image(t.input)), outs / t.input.name)
     clip_dir = tmp_path / "clip"
     clip_dir.mkdir()
     scorer = tiny_clip()
@@ -417,7 +440,7 @@ def test_cli_end_to_end_report(tmp_path, capsys):
 
     with open(report / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == E.ROW_COLUMNS
+    assert tuple(rows[0]) == ROW_COLUMNS
     assert [r["method"] for r in rows] == ["identity"] * 2 + ["copy"] * 2 + ["baseline"] * 2
     assert {r["lpips"] for r in rows} == {"missing"} and {r["dists"] for r in rows} == {"missing"}
     # Nobody brightened on "brighter": identity and copy do nothing, the baseline darkened.
@@ -455,8 +478,8 @@ def test_cli_timing_and_errors(tmp_path, capsys):
 
 
 def test_write_report_without_plots(tmp_path):
-    result = _run(E.identity, _pairs(tmp_path))
-    written = E.write_report([result], tmp_path / "r", plots=False)
+    result = _run(identity, _pairs(tmp_path))
+    written = write_report([result], tmp_path / "r", plots=False)
     assert set(written) == {"metrics.csv", "summary.md", "summary.json"}
     data = json.loads((tmp_path / "r" / "summary.json").read_text())  # strict JSON (no NaN/Infinity)
     assert data["methods"][0]["metrics"]["clip_dir"] is None and data["plots"] == "not requested"
@@ -465,9 +488,9 @@ def test_write_report_without_plots(tmp_path):
 def test_plots_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     triplets = _pairs(tmp_path, names=("astronaut", "coffee"), size=32, instruction="brighter")
-    results = [_run(E.identity, triplets, name="identity"), _run(brighten, triplets, name="bright")]
+    results = [_run(identity, triplets, name="identity"), _run(brighten, triplets, name="bright")]
     results[1].timing_ms = {"720p": 1.0, "1K": 2.0, "2K": 3.5, "4K": 8.0}
-    written = E.write_report(results, tmp_path / "r")
+    written = write_report(results, tmp_path / "r")
     with Image.open(written["grid.png"]) as grid:
         # 2 rows of input | identity | bright | target
         assert grid.width >= 4 * 200 and grid.height >= 2 * 200
@@ -475,8 +498,8 @@ def test_plots_are_written(tmp_path):
 
 @pytest.mark.skipif(not (FIVEK / "input").is_dir(), reason="shared FiveK data not on this machine")
 def test_fivek_identity_psnr():
-    (t,) = E.pair_triplets(FIVEK / "input", FIVEK / "target", limit=1)
-    row = _run(E.identity, [t]).rows[0]
+    (t,) = pair_triplets(FIVEK / "input", FIVEK / "target", limit=1)
+    row = _run(identity, [t]).rows[0]
     mse = np.mean((_u8(t.input) - _u8(t.target)) ** 2)
     assert row["psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-5)
     assert row["ssim"] == pytest.approx(1.0, abs=1e-5)
@@ -487,7 +510,7 @@ def test_grid_fit_oracle_reaches_a_global_edit(tmp_path):
     from PIL import Image
     from skimage import data
 
-    from retouch_training.eval.evaluate import GridFitOracle, Triplet, evaluate
+    from retouch_training.eval.records import Triplet
 
     photo = data.astronaut()[::4, ::4]
     Image.fromarray(photo).save(tmp_path / "in.png")
@@ -511,24 +534,24 @@ def test_low_res_editors_run_the_teacher_and_the_student_xhat(tmp_path):
     def upsampled(edit):
         return F.interpolate(edit.clamp(0, 1), size=(50, 70), mode="bilinear", align_corners=False)
 
-    run = E.model_retoucher(f"teacher:{tmp_path / 'teacher'}", low_res=32)
+    run = model_retoucher(f"teacher:{tmp_path / 'teacher'}", low_res=32)
     expected = teacher.sample(low, ["warmer"], steps=20, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(run(image, "warmer"), upsampled(expected), atol=1e-5, rtol=0)
 
     student = BilateralStudentNet.load(tmp_path / "student.safetensors").eval()
-    run = E.model_retoucher(f"xhat:{tmp_path / 'student.safetensors'}", low_res=32)
+    run = model_retoucher(f"xhat:{tmp_path / 'student.safetensors'}", low_res=32)
     with torch.no_grad():
         expected = student.codec.decode(student.predict(low, ["warmer"]).x0)
     torch.testing.assert_close(run(image, "warmer"), upsampled(expected), atol=1e-5, rtol=0)
-    assert E._method_name("model", f"xhat:{tmp_path / 'student.safetensors'}", None) == "xhat:student"
-    with pytest.raises(E.EvaluationError, match="teacher:DIR"):
-        E.LowResEditor("teacher:")
+    assert cli._method_name("model", f"xhat:{tmp_path / 'student.safetensors'}", None) == "xhat:student"
+    with pytest.raises(EvaluationError, match="teacher:DIR"):
+        LowResEditor("teacher:")
 
 
 def test_scale_agreement_separates_resolution_dependent_edits():
     image = 0.2 + 0.6 * _photo(size=96)
     small, large = (36, 64), (108, 192)
-    assert E.scale_agreement(lambda x, _: x ** 0.8, image, "", small, large) > 35  # pointwise: agrees
+    assert scale_agreement(lambda x, _: x ** 0.8, image, "", small, large) > 35  # pointwise: agrees
     # An edit that adds 0.1 only at the large size: MSE 0.01 -> exactly 20 dB (closed form).
     shifted = lambda x, _: x + 0.1 * (x.shape[-1] > 100)  # noqa: E731
-    assert E.scale_agreement(shifted, image, "", small, large) == pytest.approx(20.0, abs=0.3)
+    assert scale_agreement(shifted, image, "", small, large) == pytest.approx(20.0, abs=0.3)

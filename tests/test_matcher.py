@@ -4,14 +4,13 @@ import pytest
 
 from retouch_core.language.attributes import Attribute, AttributeBank, default_bank
 from retouch_core.language.matcher import (
-    AS_SHOT_KELVIN,
     INTENSITY_SLIGHT,
     INTENSITY_STRONG,
     NEGATION_SCALE,
     Plan,
-    kelvin_to_temperature,
     parse_instruction,
 )
+from retouch_core.language.params import AS_SHOT_KELVIN, kelvin_to_temperature
 
 
 @pytest.fixture(scope="module")

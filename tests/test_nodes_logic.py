@@ -14,7 +14,7 @@ def mods(pack):
     return (
         importlib.import_module(f"{name}.nodes.logic"),
         importlib.import_module(f"{name}.nodes.scoring"),
-        importlib.import_module(f"{name}.retouch_core.formats.grid_files"),
+        importlib.import_module(f"{name}.retouch_core.engine.retouch_grid"),
         importlib.import_module(f"{name}.retouch_core.engine.grid"),
     )
 
@@ -225,7 +225,7 @@ def test_fit_from_low_res_example_reproduces_edit_at_full_res(pack):
 def test_cube_export_import_round_trip(pack, tmp_path):
     luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
     logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.engine.retouch_grid")
     grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
     warm = torch.tensor([[1.1, 0.0, 0.0, 0.02], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.85, 0.0]])
     grid = grid_io.RetouchGrid(grid_mod.grid_from_affine(warm, 8, 4, 4), label="warm")
@@ -240,7 +240,7 @@ def test_cube_export_import_round_trip(pack, tmp_path):
 
 def test_regional_blend_of_grids_with_different_guides(pack):
     logic = importlib.import_module(f"{pack.__name__}.nodes.logic")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.engine.retouch_grid")
     grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
     guide_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.guide")
     learned = guide_mod.GuideParams.identity()
@@ -257,8 +257,23 @@ def test_regional_blend_of_grids_with_different_guides(pack):
 
 def test_cube_title_with_quotes(pack, tmp_path):
     luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
-    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.formats.grid_files")
+    grid_io = importlib.import_module(f"{pack.__name__}.retouch_core.engine.retouch_grid")
     grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
     grid = grid_io.RetouchGrid(grid_mod.identity_grid(), label='a "quoted"\nlabel')
     expected = 'TITLE "a ' + "'quoted'" + ' label"'
     assert expected in luts.export_cube(grid, tmp_path, "t").read_text()
+
+
+def test_comfy_layout_round_trip_keeps_alpha_through_a_blend(pack):
+    layout = importlib.import_module(f"{pack.__name__}.nodes.layout")
+    blend = importlib.import_module(f"{pack.__name__}.retouch_core.engine.blend")
+    grid_mod = importlib.import_module(f"{pack.__name__}.retouch_core.engine.grid")
+    image = torch.rand(2, 3, 12, 16)
+    comfy = layout.bchw_to_comfy(torch.cat([image, torch.rand(2, 1, 12, 16)], 1))
+    assert comfy.shape == (2, 12, 16, 4)
+    warm = grid_mod.grid_from_affine(torch.diag(torch.tensor([1.2, 1.0, 0.8, 0.0]))[:3], 4, 2, 2)
+    out = blend.regional_blend(layout.comfy_to_bchw(comfy), warm, torch.ones(12, 16))
+    assert torch.equal(out[:, 3], layout.comfy_to_bchw(comfy)[:, 3])
+    assert torch.equal(layout.comfy_to_bchw(layout.bchw_to_comfy(image)), image)
+    with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):
+        layout.comfy_to_bchw(torch.zeros(8))

@@ -19,3 +19,14 @@ def test_two_setup_commands_and_ci_runs_the_test_one():
     assert "retouch-demo" in demo and "pytest" in tests
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert tests in ci_lines
+
+
+def test_library_use_example_runs(tmp_path, monkeypatch):
+    """The README's library example is code, not prose: it must run as written."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Library use.*?```python\n(.+?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md (Library use)", "exec"), namespace)
+    assert namespace["retouched"].shape == namespace["image"].shape
+    assert (tmp_path / "warm.safetensors").is_file()

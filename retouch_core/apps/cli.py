@@ -29,8 +29,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..engine.blend import regional_blend
-from ..formats.grid_files import RetouchGrid
+from ..engine.retouch_grid import RetouchGrid
 from ..formats.image_files import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
 from ..language.matcher import Plan
 from ..models import BUILTIN_MODELS, RetouchModel, load_retouch_model
@@ -193,8 +192,7 @@ def apply_edit(rgb: torch.Tensor, grid: RetouchGrid, recipe: Recipe) -> torch.Te
     """(1, 3, H, W) -> (1, 3, H, W) edited at full resolution, only under the mask if one is set."""
     if recipe.mask is None:
         return grid.apply(rgb)
-    grid.check_image(1, *rgb.shape[-2:])  # the same layout check that grid.apply makes
-    return regional_blend(rgb, grid.grid, recipe.mask, guide=grid.guide, feather=recipe.feather)
+    return grid.blend(rgb, recipe.mask, feather=recipe.feather)
 
 
 @torch.no_grad()

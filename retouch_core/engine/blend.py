@@ -33,6 +33,10 @@ def prepare_mask(
 
     Returns:
         (batch, 1, height, width) float mask.
+
+    Example:
+        >>> prepare_mask(torch.ones(64, 64), batch=2, height=480, width=640, feather=2.0).shape
+        torch.Size([2, 1, 480, 640])
     """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
@@ -83,6 +87,12 @@ def regional_blend(
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
+
+    Example:
+        >>> from retouch_core.engine.grid import grid_from_affine
+        >>> dark = grid_from_affine(0.5 * torch.eye(3, 4))
+        >>> regional_blend(torch.ones(1, 3, 1, 4), dark, mask=torch.tensor([[1.0, 1.0, 0.0, 0.0]]))[0, 0]
+        tensor([[0.5000, 0.5000, 1.0000, 1.0000]])
     """
     check_image(image)
     rgb, alpha = split_alpha(image)

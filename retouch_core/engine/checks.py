@@ -1,7 +1,8 @@
-"""Image tensors as users have them: checks, channel handling and ComfyUI layout.
+"""Image tensors as users have them: shape checks and channel handling.
 
 The core works on (B, C, H, W) float tensors in [0, 1]: C = 3 (RGB), 1 (grey, expanded to
-RGB) or 4 (RGBA, alpha passed through untouched). ComfyUI's IMAGE is (B, H, W, C).
+RGB) or 4 (RGBA, alpha passed through untouched). ComfyUI's (B, H, W, C) layout is the
+node pack's business (``nodes/layout.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ def check_image(image, name: str = "image", check_finite: bool = True) -> None:
         image: the tensor to check; C must be 1, 3 or 4.
         name: how the tensor is called in error messages.
         check_finite: also reject NaN/Inf (one pass over the data).
+
+    Example:
+        >>> check_image(torch.rand(1, 3, 4, 4))
+        >>> check_image(torch.rand(4, 4, 3))
+        Traceback (most recent call last):
+        ValueError: image must have shape (B, C, H, W), got (4, 4, 3)
     """
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
@@ -39,7 +46,13 @@ def check_image(image, name: str = "image", check_finite: bool = True) -> None:
 
 
 def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, C, H, W) with C in {1, 3, 4} -> RGB (B, 3, H, W) and alpha (B, 1, H, W) or None."""
+    """(B, C, H, W) with C in {1, 3, 4} -> RGB (B, 3, H, W) and alpha (B, 1, H, W) or None.
+
+    Example:
+        >>> rgb, alpha = split_alpha(torch.rand(2, 4, 8, 8))
+        >>> rgb.shape, alpha.shape, split_alpha(torch.rand(2, 1, 8, 8))[0].shape
+        (torch.Size([2, 3, 8, 8]), torch.Size([2, 1, 8, 8]), torch.Size([2, 3, 8, 8]))
+    """
     channels = image.shape[1]
     if channels == 1:
         return image.expand(-1, 3, -1, -1), None
@@ -49,22 +62,13 @@ def split_alpha(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]
 
 
 def join_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """Inverse of :func:`split_alpha` for the output: (B, 3, H, W) [+ (B, 1, H, W)]."""
+    """Inverse of :func:`split_alpha` for the output: (B, 3, H, W) [+ (B, 1, H, W)].
+
+    Example:
+        >>> rgba = torch.rand(1, 4, 8, 8)
+        >>> torch.equal(join_alpha(*split_alpha(rgba)), rgba)
+        True
+    """
     if alpha is None:
         return rgb
     return torch.cat([rgb, alpha.to(rgb.dtype)], dim=1)
-
-
-def comfy_to_bchw(image: torch.Tensor) -> torch.Tensor:
-    """ComfyUI IMAGE (B, H, W, C) or (H, W, C) -> (B, C, H, W) view."""
-    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4):
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"ComfyUI images have shape (B, H, W, C), got {shape}")
-    if image.dim() == 3:
-        image = image.unsqueeze(0)
-    return image.movedim(-1, 1)
-
-
-def bchw_to_comfy(image: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> ComfyUI IMAGE (B, H, W, C), contiguous."""
-    return image.movedim(1, -1).contiguous()

@@ -66,6 +66,12 @@ class NormalEquations:
         blocks: (B, D, H_g, W_g, 27, 4, 4) float64; block ``o`` couples a cell with its
             neighbour at offset ``o = 9 (dz + 1) + 3 (dy + 1) + (dx + 1)``.
         rhs: (B, D, H_g, W_g, 4, 3) float64, ``sum_p omega w_pc p~ o^T``.
+
+    Example:
+        >>> rgb = torch.rand(1, 3, 16, 16)
+        >>> equations = accumulate_normal_equations(rgb, rgb, rgb.mean(1, keepdim=True), (4, 2, 2))
+        >>> equations.size, equations.blocks.shape
+        ((4, 2, 2), torch.Size([1, 4, 2, 2, 27, 4, 4]))
     """
 
     blocks: torch.Tensor
@@ -117,6 +123,11 @@ def accumulate_normal_equations(
 
     Returns:
         :class:`NormalEquations` for a (B, 12, D, H_g, W_g) grid.
+
+    Example:
+        >>> rgb = torch.rand(2, 3, 32, 32)
+        >>> accumulate_normal_equations(rgb, 0.5 * rgb, rgb.mean(1, keepdim=True), (8, 4, 4)).rhs.shape
+        torch.Size([2, 8, 4, 4, 4, 3])
     """
     depth, grid_h, grid_w = size
     batch, _, h, w = rgb.shape
@@ -255,6 +266,15 @@ def conjugate_gradient(
 
     Returns:
         (B, D, H_g, W_g, 4, 3) solution.
+
+    Example:
+        >>> rgb = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+        >>> eq = accumulate_normal_equations(rgb, rgb, rgb.mean(1, keepdim=True), (2, 2, 2))
+        >>> blocks = eq.blocks.clone()
+        >>> blocks[..., 13, :, :] += 1e-3 * torch.eye(4, dtype=torch.float64)  # offset 13: the cell itself
+        >>> x = conjugate_gradient(blocks, eq.rhs, torch.zeros_like(eq.rhs), tol=1e-10, max_iter=500)
+        >>> x.shape
+        torch.Size([1, 2, 2, 2, 4, 3])
     """
     batch, *size = rhs.shape[:4]
     n = size[0] * size[1] * size[2]
@@ -292,6 +312,14 @@ def global_affine(equations: NormalEquations, ridge: float = 1e-6) -> torch.Tens
 
     Returns:
         (B, 4, 3) transposed affine ``A^T`` (the identity for an empty pair).
+
+    Example:
+        >>> rgb = torch.rand(1, 3, 32, 32, dtype=torch.float64)
+        >>> eq = accumulate_normal_equations(rgb, 0.5 * rgb + 0.1, rgb.mean(1, keepdim=True), (2, 2, 2))
+        >>> global_affine(eq)[0].T.numpy().round(3)  # A = [0.5 I | 0.1]
+        array([[0.5, 0. , 0. , 0.1],
+               [0. , 0.5, 0. , 0.1],
+               [0. , 0. , 0.5, 0.1]])
     """
     batch = equations.rhs.shape[0]
     gram = equations.blocks.sum(dim=(1, 2, 3, 4))  # (B, 4, 4)
@@ -325,6 +353,11 @@ def solve_grid(
 
     Returns:
         (B, 12, D, H_g, W_g) float64 grid.
+
+    Example:
+        >>> rgb = torch.rand(1, 3, 32, 32)
+        >>> solve_grid(accumulate_normal_equations(rgb, rgb, rgb.mean(1, keepdim=True), (4, 4, 4))).shape
+        torch.Size([1, 12, 4, 4, 4])
     """
     lam_z, lam_y, lam_x = _smoothness_weights(smoothness)
     if not identity_prior > 0 or not math.isfinite(identity_prior):
@@ -376,6 +409,10 @@ def downsample(image: torch.Tensor, max_pixels: int | None, resample: str = "ant
 
     Returns:
         (B, C, h, w) with ``h * w <= max_pixels``.
+
+    Example:
+        >>> downsample(torch.rand(1, 3, 2000, 3000), max_pixels=256 * 384).shape
+        torch.Size([1, 3, 256, 384])
     """
     if resample not in RESAMPLE:
         raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
@@ -458,6 +495,13 @@ def fit_grid(
     Returns:
         (B, 12, D, H_g, W_g) grid, float64 if ``input`` is float64, else float32. The fit is a
         closed-form solve and is not differentiable (it runs under ``torch.no_grad``).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> before = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> grid = fit_grid(before, 0.8 * before + 0.1)  # a matte look: an affine, fitted exactly
+        >>> grid.shape, bool((slice_and_apply(before, grid) - (0.8 * before + 0.1)).abs().max() < 1e-4)
+        (torch.Size([1, 12, 8, 16, 16]), True)
     """
     size = _check_sizes(depth, height, width)
     check_image(input, "input")
@@ -507,6 +551,14 @@ def fit_grid_to_edit(
 
     Returns:
         (B, 12, D, H_g, W_g) grid (float64 for a float64 image, else float32).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> colours = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> photo = torch.nn.functional.interpolate(colours, size=(512, 768), mode="bilinear")
+        >>> grid = fit_grid_to_edit(photo, torch.sqrt, max_pixels=128 * 192)  # sqrt runs at 128x192
+        >>> bool((slice_and_apply(photo, grid) - photo.sqrt()).abs().mean() < 2e-3)
+        True
     """
     size = _check_sizes(depth, height, width)
     check_image(image)

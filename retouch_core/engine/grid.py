@@ -39,7 +39,12 @@ GRID_CHANNELS = AFFINE_ROWS * AFFINE_COLS
 
 
 def identity_affine(device=None, dtype=torch.float32) -> torch.Tensor:
-    """The 3x4 identity affine ``[I | 0]``, shape (3, 4)."""
+    """The 3x4 identity affine ``[I | 0]``, shape (3, 4).
+
+    Example:
+        >>> identity_affine()[:, 3]  # the offset column
+        tensor([0., 0., 0.])
+    """
     return torch.eye(AFFINE_ROWS, AFFINE_COLS, device=device, dtype=dtype)
 
 
@@ -54,6 +59,10 @@ def grid_from_affine(
 
     Returns:
         (B, 12, D, H_g, W_g) grid (B = 1 for a (3, 4) input).
+
+    Example:
+        >>> grid_from_affine(torch.eye(3, 4), depth=4, height=2, width=2).shape
+        torch.Size([1, 12, 4, 2, 2])
     """
     if affine.shape[-2:] != (AFFINE_ROWS, AFFINE_COLS) or affine.dim() not in (2, 3):
         raise ValueError(f"affine must have shape (3, 4) or (B, 3, 4), got {tuple(affine.shape)}")
@@ -71,7 +80,14 @@ def identity_grid(
     device=None,
     dtype=torch.float32,
 ) -> torch.Tensor:
-    """A grid of exact identity affines, shape (batch, 12, depth, height, width)."""
+    """A grid of exact identity affines, shape (batch, 12, depth, height, width).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> image = torch.rand(1, 3, 32, 48)
+        >>> torch.allclose(slice_and_apply(image, identity_grid()), image, atol=1e-6)
+        True
+    """
     eye = identity_affine(device=device, dtype=dtype).expand(batch, AFFINE_ROWS, AFFINE_COLS)
     return grid_from_affine(eye, depth, height, width)
 
@@ -84,6 +100,10 @@ def grid_affines(grid: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, D, H_g, W_g, 3, 4) view-compatible tensor.
+
+    Example:
+        >>> torch.equal(grid_affines(identity_grid(2, 4, 3, 5))[1, 3, 2, 4], identity_affine())
+        True
     """
     b, _, d, h, w = grid.shape
     return grid.permute(0, 2, 3, 4, 1).reshape(b, d, h, w, AFFINE_ROWS, AFFINE_COLS)
@@ -96,6 +116,12 @@ def check_grid(grid, batch: int | None = None, name: str = "grid") -> None:
         grid: the tensor to check.
         batch: the image batch size it must serve; the grid batch must be 1 or equal to it.
         name: how the tensor is called in error messages.
+
+    Example:
+        >>> check_grid(identity_grid(2), batch=2)
+        >>> check_grid(identity_grid(2), batch=3)
+        Traceback (most recent call last):
+        ValueError: grid batch is 2 but the image batch is 3; use one grid for all images (batch 1) or one per image
     """
     if not isinstance(grid, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(grid).__name__}")
@@ -130,6 +156,11 @@ def scale_grid(grid: torch.Tensor, strength) -> torch.Tensor:
 
     Returns:
         (B, 12, D, H_g, W_g), a new tensor.
+
+    Example:
+        >>> half_as_dark = scale_grid(grid_from_affine(0.5 * torch.eye(3, 4)), 0.5)
+        >>> half_as_dark[0, 0, 0, 0, 0].item()  # gain 1 + 0.5 * (0.5 - 1)
+        0.75
     """
     check_grid(grid)
     s = torch.as_tensor(strength, device=grid.device, dtype=grid.dtype)

@@ -29,7 +29,12 @@ DEFAULT_KNOTS = 16
 
 
 def luminance_guide(image: torch.Tensor) -> torch.Tensor:
-    """The fixed guide: luminance of an RGB image, (B, 3, H, W) -> (B, 1, H, W)."""
+    """The fixed guide: luminance of an RGB image, (B, 3, H, W) -> (B, 1, H, W).
+
+    Example:
+        >>> luminance_guide(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)).flatten()  # pure red
+        tensor([0.2990])
+    """
     return kornia.color.rgb_to_grayscale(image)
 
 
@@ -43,6 +48,11 @@ class GuideParams:
         slopes: (N, 3, K) non-negative segment slopes of the per-channel curves.
         mix: (N, 3) weights ``w`` of the 1x1 mix.
         mix_bias: (N,) bias ``w_0``.
+
+    Example:
+        >>> image = torch.rand(1, 3, 8, 8)
+        >>> torch.allclose(apply_guide(image, GuideParams.identity()), luminance_guide(image), atol=1e-6)
+        True
     """
 
     ccm: torch.Tensor
@@ -111,6 +121,11 @@ def apply_curves(values: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, 3, H, W).
+
+    Example:
+        >>> values = torch.tensor([0.25, 0.5, 1.0]).view(1, 3, 1, 1)
+        >>> apply_curves(values, torch.ones(1, 3, 4)).flatten()  # unit slopes: the identity curve
+        tensor([0.2500, 0.5000, 1.0000])
     """
     k = slopes.shape[-1]
     starts = torch.arange(k, device=values.device, dtype=values.dtype) / k
@@ -120,7 +135,12 @@ def apply_curves(values: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
 
 
 def apply_guide(image: torch.Tensor, params: GuideParams) -> torch.Tensor:
-    """Evaluate the learned guide, (B, 3, H, W) -> (B, 1, H, W) in [0, 1]."""
+    """Evaluate the learned guide, (B, 3, H, W) -> (B, 1, H, W) in [0, 1].
+
+    Example:
+        >>> apply_guide(torch.full((2, 3, 4, 4), 0.5), GuideParams.identity()).shape
+        torch.Size([2, 1, 4, 4])
+    """
     ccm = params.ccm.expand(image.shape[0], 3, 3)
     mixed = torch.einsum("bij,bjhw->bihw", ccm, image)
     mixed = (mixed + params.ccm_bias[..., None, None]).clamp(0, 1)
@@ -137,6 +157,11 @@ class LearnedGuide(nn.Module):
 
     Slopes are stored through a softplus so that every value of the raw parameters gives a
     monotone curve.
+
+    Example:
+        >>> guide = LearnedGuide()
+        >>> guide(torch.rand(2, 3, 8, 8)).shape  # a (B, 1, H, W) guide map, luminance at first
+        torch.Size([2, 1, 8, 8])
     """
 
     def __init__(self, knots: int = DEFAULT_KNOTS):

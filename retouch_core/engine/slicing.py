@@ -61,6 +61,12 @@ def slice_and_apply(
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype; a new tensor, inputs are never modified.
+
+    Example:
+        >>> from retouch_core.engine.grid import grid_from_affine
+        >>> warm = grid_from_affine(torch.diag(torch.tensor([1.2, 1.0, 0.8, 0.0]))[:3])
+        >>> slice_and_apply(torch.full((1, 3, 2160, 3840), 0.5), warm)[0, :, 0, 0]
+        tensor([0.6000, 0.5000, 0.4000])
     """
     check_image(image, check_finite=False)  # each backend checks finiteness in its own pass
     check_grid(grid, batch=image.shape[0])
@@ -241,6 +247,11 @@ def apply_affine(affine: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, 3, H, W).
+
+    Example:
+        >>> fade = torch.cat([0.8 * torch.eye(3), torch.full((3, 1), 0.1)], 1)  # 0.8 p + 0.1
+        >>> apply_affine(fade.reshape(1, 12, 1, 1).expand(1, 12, 2, 2), torch.ones(1, 3, 2, 2))[0, :, 0, 0]
+        tensor([0.9000, 0.9000, 0.9000])
     """
     b, _, h, w = affine.shape
     a = affine.view(b, AFFINE_ROWS, AFFINE_COLS, h, w)

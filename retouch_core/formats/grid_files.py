@@ -1,113 +1,82 @@
-"""A grid with what it needs to be applied later: guide, provenance, and safetensors files.
+"""Grid files: a :class:`~retouch_core.engine.retouch_grid.RetouchGrid` as ``.safetensors``.
 
-:class:`RetouchGrid` is what flows between nodes and what ``.safetensors`` grid files hold:
-the affine grid, the guide it was made with (``None`` = luminance), the size of the image it
-was made for (a grid is resolution-independent but belongs to an aspect ratio when it edits
-content-dependently) and a human-readable label.
+A grid file holds the tensor ``grid`` and, for a learned guide, ``guide.<key>`` for every key of
+:data:`GUIDE_KEYS`; its metadata holds ``format``, ``format_version``, ``source_size`` (JSON)
+and ``label``. Reading never runs pickle.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..engine.grid import check_grid, scale_grid
 from ..engine.guide import GuideParams
-from ..engine.slicing import slice_and_apply
+from ..engine.retouch_grid import RetouchGrid
 
 FORMAT = "instantretouch-grid"
 FORMAT_VERSION = "1"
 GUIDE_KEYS = ("ccm", "ccm_bias", "slopes", "mix", "mix_bias")
-ASPECT_TOLERANCE = 0.02
 
 
-@dataclass(frozen=True)
-class RetouchGrid:
-    """An edit in bilateral space. Treat as immutable: nodes share it.
+def save_grid(grid: RetouchGrid, path: str | Path) -> None:
+    """Write ``grid`` as a ``.safetensors`` grid file (tensors plus JSON metadata).
 
-    Attributes:
-        grid: (N, 12, D, H_g, W_g) float32 affine grid; N = 1 serves any batch.
-        guide: guide parameters (batch 1 or N), or None for the luminance guide.
-        source_size: (H, W) of the image the grid was made for, or None when the edit does
-            not depend on image content or layout (a global or parametric edit).
-        label: what made the grid, for plans and file metadata.
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> path = Path(tempfile.mkdtemp()) / "edit.safetensors"
+        >>> save_grid(RetouchGrid(identity_grid(), label="identity"), path)
+        >>> load_grid(path).label
+        'identity'
     """
+    tensors = {"grid": grid.grid.detach().float().contiguous().cpu()}
+    if grid.guide is not None:
+        for key, value in zip(GUIDE_KEYS, grid.guide.tensors()):
+            tensors[f"guide.{key}"] = value.detach().float().contiguous().cpu()
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "source_size": json.dumps(grid.source_size),
+        "label": grid.label,
+    }
+    save_file(tensors, str(path), metadata=metadata)
 
-    grid: torch.Tensor
-    guide: GuideParams | None = None
-    source_size: tuple[int, int] | None = None
-    label: str = ""
 
-    def __post_init__(self):
-        check_grid(self.grid)
-        if self.guide is not None:
-            self.guide.check(batch=self.grid.shape[0])
+def load_grid(path: str | Path) -> RetouchGrid:
+    """Read a file written by :func:`save_grid` (safetensors only: no pickle is ever run).
 
-    @property
-    def batch(self) -> int:
-        return self.grid.shape[0]
+    Returns:
+        The :class:`RetouchGrid`: grid (N, 12, D, H_g, W_g) float32, its guide (batch 1 or N) or
+        None, source size and label as saved.
 
-    def scaled(self, strength: float) -> "RetouchGrid":
-        """Strength: identity at 0, this edit at 1, exaggerated above 1."""
-        label = f"{self.label} x{strength:g}" if self.label else f"x{strength:g}"
-        return replace(self, grid=scale_grid(self.grid, strength), label=label)
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a safetensors grid file.
 
-    def check_image(self, batch: int, height: int, width: int) -> None:
-        """Raise ValueError when this grid cannot serve images of this batch and shape."""
-        if self.batch not in (1, batch):
-            raise ValueError(
-                f"the grid holds {self.batch} edits but the image batch has {batch} images; "
-                "use one grid for all images or one per image"
-            )
-        if self.source_size is not None:
-            src_h, src_w = self.source_size
-            if abs((width / height) / (src_w / src_h) - 1) > ASPECT_TOLERANCE:
-                raise ValueError(
-                    f"this grid was made for a {src_w}x{src_h} image but is applied to a {width}x{height} "
-                    "image with another aspect ratio; grids follow the image layout, so predict a grid "
-                    "for this image (any resolution of the same framing works)"
-                )
-
-    def apply(self, image: torch.Tensor, backend: str = "auto") -> torch.Tensor:
-        """(B, C, H, W) image -> (B, C', H, W) retouched (see slice_and_apply)."""
-        self.check_image(image.shape[0], image.shape[-2], image.shape[-1])
-        return slice_and_apply(image, self.grid, self.guide, backend=backend)
-
-    def save(self, path: str | Path) -> None:
-        """Write a ``.safetensors`` grid file (tensors plus JSON metadata)."""
-        tensors = {"grid": self.grid.detach().float().contiguous().cpu()}
-        if self.guide is not None:
-            for key, value in zip(GUIDE_KEYS, self.guide.tensors()):
-                tensors[f"guide.{key}"] = value.detach().float().contiguous().cpu()
-        metadata = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "source_size": json.dumps(self.source_size),
-            "label": self.label,
-        }
-        save_file(tensors, str(path), metadata=metadata)
-
-    @staticmethod
-    def load(path: str | Path) -> "RetouchGrid":
-        """Read a file written by :meth:`save` (safetensors only: no pickle is ever run)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no grid file at {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-                tensors = {key: f.get_tensor(key) for key in f.keys()}
-        except Exception as err:  # safetensors raises several types for corrupt headers
-            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
-        if metadata.get("format") != FORMAT or "grid" not in tensors:
-            raise ValueError(f"{path} is not an InstantRetouch grid file (format {metadata.get('format')!r})")
-        guide = None
-        if "guide.ccm" in tensors:
-            guide = GuideParams(*(tensors[f"guide.{key}"] for key in GUIDE_KEYS))
-        size = json.loads(metadata.get("source_size", "null"))
-        return RetouchGrid(tensors["grid"], guide, tuple(size) if size else None, metadata.get("label", ""))
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> path = Path(tempfile.mkdtemp()) / "two.safetensors"
+        >>> RetouchGrid(identity_grid(2), source_size=(480, 640)).save(path)
+        >>> back = load_grid(path)
+        >>> back.grid.shape, back.guide, back.source_size
+        (torch.Size([2, 12, 8, 16, 16]), None, (480, 640))
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no grid file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as err:  # safetensors raises several types for corrupt headers
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    if metadata.get("format") != FORMAT or "grid" not in tensors:
+        raise ValueError(f"{path} is not an InstantRetouch grid file (format {metadata.get('format')!r})")
+    guide = None
+    if "guide.ccm" in tensors:
+        guide = GuideParams(*(tensors[f"guide.{key}"] for key in GUIDE_KEYS))
+    size = json.loads(metadata.get("source_size", "null"))
+    return RetouchGrid(tensors["grid"], guide, tuple(size) if size else None, metadata.get("label", ""))

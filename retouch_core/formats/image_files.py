@@ -108,6 +108,14 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     Raises:
         FileNotFoundError: no such file.
         ImageFormatError: not an image, a damaged one, or a format/layout not supported.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "grey.png"
+        >>> write_image(path, torch.full((1, 3, 4, 6), 0.5), bit_depth=16)
+        >>> image, info = read_image(path)
+        >>> image.shape, info.bit_depth, round(image.mean().item(), 4)
+        (torch.Size([1, 3, 4, 6]), 16, 0.5)
     """
     path = Path(path)
     if not path.exists():
@@ -332,6 +340,13 @@ def write_image(
     Raises:
         FileNotFoundError: the output folder does not exist.
         ImageFormatError: unknown suffix, or a layout the format cannot hold (alpha in JPEG).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "out.jpg"
+        >>> write_image(path, torch.rand(1, 3, 16, 16), quality=90)
+        >>> read_image(path)[1].format
+        'JPEG'
     """
     path = Path(path)
     tensor = _check_tensor(tensor)

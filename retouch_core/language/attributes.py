@@ -12,10 +12,7 @@ An :class:`Attribute` is one nameable edit ("brighter", "cinematic", "bluer sky"
   The bank enforces that the two recipes are exact negations of each other, so "darker" can be
   represented as ``brightness: -1`` without changing the rendered result.
 
-Parameter names are kept here as plain strings (``KNOWN_PARAMS`` / ``PARAM_RANGES``) rather than
-imported from :mod:`.params`: the renderer module is developed independently and this module
-must stay importable on its own. ``tests/test_attributes.py`` cross-checks the two when
-``retouch_core.language.params`` exists.
+Parameter names, ranges and groups come from the one table in :mod:`.params`.
 """
 
 from __future__ import annotations
@@ -25,95 +22,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .params import GLOBAL_COLOUR, HUE_FIELDS, LIGHTING, PARAM_RANGES, PARAM_SPECS, SPLIT_TONING_ZONES, clip_param
+
 __all__ = [
-    "BANDS",
     "GROUPS",
-    "KNOWN_PARAMS",
-    "PARAM_RANGES",
-    "HUE_PARAMS",
     "Attribute",
     "AttributeBank",
-    "clip_param",
     "default_bank",
     "recipe_to_params",
 ]
 
-# ---------------------------------------------------------------------------------------------
-# Parameter vocabulary (mirror of docs/PARAMS.md)
-# ---------------------------------------------------------------------------------------------
-
-BANDS: tuple[str, ...] = ("red", "orange", "yellow", "green", "aqua", "blue", "purple", "magenta")
-
-_SLIDER = (-100.0, 100.0)
-
-# Scalar parameters and their closed ranges, in the order of docs/PARAMS.md. The split-toning
-# hues are periodic in [0, 360) and handled by :func:`clip_param`.
-PARAM_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {
-        "exposure": (-5.0, 5.0),
-        "contrast": _SLIDER,
-        "highlights": _SLIDER,
-        "shadows": _SLIDER,
-        "whites": _SLIDER,
-        "blacks": _SLIDER,
-        "gamma": (-1.0, 1.0),
-        "fade": (0.0, 100.0),
-        "clarity": _SLIDER,
-        "temperature": _SLIDER,
-        "tint": _SLIDER,
-        "vibrance": _SLIDER,
-        "saturation": _SLIDER,
-        **{f"hue_{band}": _SLIDER for band in BANDS},
-        **{f"saturation_{band}": _SLIDER for band in BANDS},
-        **{f"luminance_{band}": _SLIDER for band in BANDS},
-        "split_shadow_hue": (0.0, 360.0),
-        "split_highlight_hue": (0.0, 360.0),
-        "split_shadow_saturation": (0.0, 100.0),
-        "split_highlight_saturation": (0.0, 100.0),
-        "split_balance": _SLIDER,
-    }
-)
-
-# Every field name of RetouchParams. ``tone_curve`` is a tuple of control points, not a scalar,
-# so it is a known name but may not appear in a recipe (recipes must be summable).
-KNOWN_PARAMS: tuple[str, ...] = tuple(PARAM_RANGES) + ("tone_curve",)
-
-# Periodic parameters: wrapped into [0, 360) instead of clipped.
-HUE_PARAMS: tuple[str, ...] = ("split_shadow_hue", "split_highlight_hue")
-
-# (hue, saturation) pairs of split toning; they are combined as 2-D vectors, never summed.
-_SPLIT_ZONES: tuple[tuple[str, str], ...] = (
-    ("split_shadow_hue", "split_shadow_saturation"),
-    ("split_highlight_hue", "split_highlight_saturation"),
-)
-
-LIGHTING = "lighting"
-GLOBAL_COLOUR = "global colour"
+# Attribute groups: the parameter groups an attribute mostly moves, plus "style" for looks that
+# combine several.
 SPECIFIC_COLOUR = "specific colour"
 STYLE = "style"
 GROUPS: tuple[str, ...] = (LIGHTING, GLOBAL_COLOUR, SPECIFIC_COLOUR, STYLE)
-
-
-def clip_param(name: str, value: float) -> float:
-    """Bring ``value`` into the documented range of parameter ``name``.
-
-    Hues wrap around the colour circle; everything else is clipped.
-    """
-    if name not in PARAM_RANGES:
-        raise KeyError(f"unknown scalar parameter {name!r}")
-    if name in HUE_PARAMS:
-        wrapped = value % 360.0
-        # float modulo can return exactly 360.0 for tiny negative inputs
-        return 0.0 if wrapped >= 360.0 else wrapped
-    lo, hi = PARAM_RANGES[name]
-    return min(max(float(value), lo), hi)
-
-
-def _in_range(name: str, value: float) -> bool:
-    lo, hi = PARAM_RANGES[name]
-    if name in HUE_PARAMS:
-        return lo <= value < hi
-    return lo <= value <= hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +58,10 @@ class Attribute:
         antonyms: names of the opposite attribute(s) in the bank.
         direction: +1 for the pole whose recipe is the "positive" reading of its axis,
             -1 for the opposite pole (whose recipe is the exact negation of its antonym's).
+
+    Example:
+        >>> Attribute("golden", STYLE, "a golden-hour photo", "a midday photo", {"temperature": 25}).recipe
+        mappingproxy({'temperature': 25})
     """
 
     name: str
@@ -169,9 +96,9 @@ class Attribute:
                 raise ValueError(f"{self.name}: recipe key {key!r} is not a scalar parameter")
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{self.name}: recipe value for {key!r} must be a finite number")
-            if not _in_range(key, float(value)):
+            if not PARAM_SPECS[key].contains(float(value)):
                 raise ValueError(f"{self.name}: {key}={value} outside {PARAM_RANGES[key]}")
-        for hue_key, sat_key in _SPLIT_ZONES:
+        for hue_key, sat_key in SPLIT_TONING_ZONES:
             if (hue_key in self.recipe) != (sat_key in self.recipe):
                 raise ValueError(f"{self.name}: {hue_key} and {sat_key} must be given together")
 
@@ -179,6 +106,9 @@ class Attribute:
 # ---------------------------------------------------------------------------------------------
 # AttributeBank
 # ---------------------------------------------------------------------------------------------
+
+
+_SPLIT_SATURATIONS = frozenset(saturation for _, saturation in SPLIT_TONING_ZONES)
 
 
 def _negated_recipe(recipe: Mapping[str, float]) -> dict[str, float]:
@@ -189,9 +119,9 @@ def _negated_recipe(recipe: Mapping[str, float]) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for key, value in recipe.items():
-        if key in HUE_PARAMS:
-            out[key] = (value + 180.0) % 360.0
-        elif key in ("split_shadow_saturation", "split_highlight_saturation"):
+        if key in HUE_FIELDS:
+            out[key] = clip_param(key, value + 180.0)
+        elif key in _SPLIT_SATURATIONS:
             out[key] = value
         else:
             out[key] = -value
@@ -204,6 +134,11 @@ class AttributeBank(Mapping[str, Attribute]):
     Validation at construction: unique names and synonyms, antonyms present and symmetric, each
     axis has one ``+1`` and one ``-1`` pole, and the ``-1`` pole's recipe is the negation of
     the ``+1`` pole's (which lets the matcher collapse an axis to one signed number).
+
+    Example:
+        >>> bank = AttributeBank([Attribute("golden", STYLE, "a golden-hour photo", "a midday photo", {"temperature": 25})])
+        >>> list(bank), bank["golden"].group
+        (['golden'], 'style')
     """
 
     __slots__ = ("_attributes",)
@@ -321,17 +256,21 @@ def recipe_to_params(
 
     Raises:
         KeyError: if a name is not in the bank.
+
+    Example:
+        >>> recipe_to_params({"warmth": 1.0, "brightness": 0.5})
+        {'exposure': 0.3, 'temperature': 30.0}
     """
     bank = default_bank() if bank is None else bank
     linear: dict[str, float] = {}
-    vectors = {zone: [0.0, 0.0] for zone, _ in _SPLIT_ZONES}
-    split_keys = {k for pair in _SPLIT_ZONES for k in pair}
+    vectors = {zone: [0.0, 0.0] for zone, _ in SPLIT_TONING_ZONES}
+    split_keys = {k for pair in SPLIT_TONING_ZONES for k in pair}
     for name, weight in attribute_weights.items():
         recipe = bank[name].recipe
         for key, value in recipe.items():
             if key not in split_keys:
                 linear[key] = linear.get(key, 0.0) + weight * value
-        for hue_key, sat_key in _SPLIT_ZONES:
+        for hue_key, sat_key in SPLIT_TONING_ZONES:
             if hue_key in recipe:
                 angle = math.radians(recipe[hue_key])
                 strength = weight * recipe[sat_key]
@@ -343,7 +282,7 @@ def recipe_to_params(
         clipped = clip_param(key, value)
         if abs(clipped) > 1e-9:
             combined[key] = clipped
-    for hue_key, sat_key in _SPLIT_ZONES:
+    for hue_key, sat_key in SPLIT_TONING_ZONES:
         x, y = vectors[hue_key]
         strength = math.hypot(x, y)
         if strength > 1e-6:
@@ -690,5 +629,10 @@ def default_bank() -> AttributeBank:
 
     Built on each call (cheap, a few hundred objects) rather than cached in a module global, so
     no caller can observe state shared with another.
+
+    Example:
+        >>> bank = default_bank()
+        >>> bank["warmth"].group, bank["warmth"].positive
+        ('global colour', 'a warm photo')
     """
     return AttributeBank((*_lighting(), *_global_colour(), *_specific_colour(), *_styles()))

@@ -24,7 +24,7 @@ Grammar, in the order it is applied:
    ("lift the shadows a bit", "shadows up", "brighter, but not too much").
 
 Kelvin: white-balance temperatures follow Lightroom semantics relative to an as-shot
-illuminant of 6500 K: ``temperature = 1e6/6500 - 1e6/K`` (a mired difference, which is the unit
+illuminant of 6500 K (:data:`~.params.AS_SHOT_KELVIN`): ``temperature = 1e6/6500 - 1e6/K`` (a mired difference, which is the unit
 of the ``temperature`` field). Setting a *lower* Kelvin value therefore gives a *negative*
 temperature, i.e. a cooler picture (5200 K -> -38.46).
 """
@@ -38,20 +38,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .attributes import BANDS, PARAM_RANGES, AttributeBank, clip_param, default_bank, recipe_to_params
+from .attributes import AttributeBank, default_bank, recipe_to_params
+from .params import AS_SHOT_KELVIN, BANDS, PARAM_RANGES, clip_param, kelvin_to_temperature
 
 __all__ = [
-    "AS_SHOT_KELVIN",
     "MAX_INTENSITY",
     "NEGATION_SCALE",
     "INTENSITY_SLIGHT",
     "INTENSITY_STRONG",
     "Plan",
-    "kelvin_to_temperature",
     "parse_instruction",
 ]
 
-AS_SHOT_KELVIN = 6500.0
 MAX_INTENSITY = 2.0
 # "don't make it warmer" asks to stay away from warmth, not for a full cooling: a gentle push.
 NEGATION_SCALE = 0.3
@@ -64,17 +62,6 @@ INTENSITY_STRONG = 1.5
 INTENSITY_EXTREME = 2.0
 
 MODES = ("auto", "style", "param")
-
-
-def kelvin_to_temperature(kelvin: float, as_shot: float = AS_SHOT_KELVIN) -> float:
-    """Lightroom-style white balance in Kelvin -> ``temperature`` field (mired shift).
-
-    ``1e6/as_shot - 1e6/kelvin``: a lower Kelvin setting gives a cooler (negative) value.
-    The result is not clipped.
-    """
-    if kelvin <= 0 or as_shot <= 0:
-        raise ValueError("Kelvin values must be positive")
-    return 1e6 / as_shot - 1e6 / kelvin
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,6 +81,11 @@ class Plan:
         unknown: words not understood, in order of appearance, normalised (lower case, no accents).
         notes: human-readable remarks (unsupported requests, conversions, assumptions).
         text: the original instruction.
+
+    Example:
+        >>> plan = parse_instruction("white balance 5200K")
+        >>> plan.mode, round(plan.to_params()["temperature"], 2)
+        ('param', -38.46)
     """
 
     mode: str = "auto"
@@ -767,7 +759,13 @@ class _Reader:
 
 
 def parse_instruction(text: str, bank: AttributeBank | None = None) -> Plan:
-    """Read a retouching instruction into a :class:`Plan` (see the module docstring)."""
+    """Read a retouching instruction into a :class:`Plan` (see the module docstring).
+
+    Example:
+        >>> plan = parse_instruction("warmer, exposure +0.5")
+        >>> plan.mode, plan.attributes, plan.params
+        ('style', {'warmth': 1.0}, {'exposure': 0.5})
+    """
     text = "" if text is None else str(text)
     if not text.strip():
         return Plan(mode="auto", text=text, notes=["empty instruction: automatic enhancement"])

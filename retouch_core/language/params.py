@@ -1,8 +1,13 @@
 """Photo-finishing parameter vocabulary (see ``docs/PARAMS.md``).
 
 :class:`RetouchParams` is the one record shared by the renderer, the attribute bank, the matcher
-and the dataset. Every field at 0 (``tone_curve`` empty) is the identity edit. Units and ranges
-are those of ``docs/PARAMS.md``; :data:`PARAM_RANGES` is the machine-readable copy.
+and the dataset. Every field at 0 (``tone_curve`` empty) is the identity edit.
+
+:data:`PARAM_SPECS` is the one table of the vocabulary: every scalar field's name, group
+(:data:`PARAM_GROUPS`: lighting, global colour, colour bands, split toning), range and unit, in
+slider order; ``docs/PARAMS.md`` explains it in prose. The renderer, the attribute bank, the
+matcher, the ComfyUI sliders and the dataset tools all read it (and :data:`AS_SHOT_KELVIN`, the
+white point of Kelvin settings) from here, never from a copy.
 
 For differentiable or batched use, :func:`params_to_tensors` turns one or many records into a
 dict of float tensors (one ``(B,)`` tensor per scalar field, ``(B, K, 2)`` knots for the tone
@@ -17,67 +22,190 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, Union
 
 import torch
 
 __all__ = [
+    "AS_SHOT_KELVIN",
     "BANDS",
-    "SCALAR_FIELDS",
-    "PARAM_RANGES",
+    "COLOUR_BANDS",
+    "GLOBAL_COLOUR",
     "HUE_FIELDS",
+    "LIGHTING",
+    "PARAM_GROUPS",
+    "PARAM_RANGES",
+    "PARAM_SPECS",
+    "SCALAR_FIELDS",
+    "SPLIT_TONING",
+    "SPLIT_TONING_ZONES",
     "TONE_CURVE_RANGE",
+    "ParamGroup",
+    "ParamSpec",
     "RetouchParams",
+    "clip_param",
+    "kelvin_to_temperature",
     "params_to_tensors",
+    "temperature_to_kelvin",
     "tensors_to_params",
     "tone_curve_knots",
 ]
 
+# ------------------------------------------------------------------------- the one table
 BANDS: tuple[str, ...] = ("red", "orange", "yellow", "green", "aqua", "blue", "purple", "magenta")
 
-_LIGHTING_RANGES: dict[str, tuple[float, float]] = {
-    "exposure": (-5.0, 5.0),
-    "contrast": (-100.0, 100.0),
-    "highlights": (-100.0, 100.0),
-    "shadows": (-100.0, 100.0),
-    "whites": (-100.0, 100.0),
-    "blacks": (-100.0, 100.0),
-    "gamma": (-1.0, 1.0),
-    "fade": (0.0, 100.0),
-    "clarity": (-100.0, 100.0),
-}
-_GLOBAL_COLOUR_RANGES: dict[str, tuple[float, float]] = {
-    "temperature": (-100.0, 100.0),
-    "tint": (-100.0, 100.0),
-    "vibrance": (-100.0, 100.0),
-    "saturation": (-100.0, 100.0),
-}
-_BAND_RANGES: dict[str, tuple[float, float]] = {
-    f"{kind}_{band}": (-100.0, 100.0)
-    for kind in ("hue", "saturation", "luminance")
-    for band in BANDS
-}
-_SPLIT_RANGES: dict[str, tuple[float, float]] = {
-    "split_shadow_hue": (0.0, 360.0),
-    "split_highlight_hue": (0.0, 360.0),
-    "split_shadow_saturation": (0.0, 100.0),
-    "split_highlight_saturation": (0.0, 100.0),
-    "split_balance": (-100.0, 100.0),
-}
+LIGHTING = "lighting"
+GLOBAL_COLOUR = "global colour"
+COLOUR_BANDS = "colour bands"
+SPLIT_TONING = "split toning"
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """A group of sliders, as photo editors lay them out.
+
+    Attributes:
+        name: the group's name (``docs/PARAMS.md``, attribute groups, dataset tools).
+        slider_label: prefix of the group's slider names in the ComfyUI node ("light: exposure");
+            kept as first shipped because the node's schema snapshot pins it.
+
+    Example:
+        >>> [name for name, spec in PARAM_SPECS.items() if spec.group == SPLIT_TONING][:2]
+        ['split_shadow_hue', 'split_highlight_hue']
+    """
+
+    name: str
+    slider_label: str
+
+
+#: The four groups, in slider order.
+PARAM_GROUPS: tuple[ParamGroup, ...] = (
+    ParamGroup(LIGHTING, "light"),
+    ParamGroup(GLOBAL_COLOUR, "global colour"),
+    ParamGroup(COLOUR_BANDS, "colour band"),
+    ParamGroup(SPLIT_TONING, "split toning"),
+)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One scalar slider: name, group, closed range ``[lo, hi]`` (``[lo, hi)`` if periodic), unit.
+
+    Example:
+        >>> PARAM_SPECS["exposure"].unit, PARAM_SPECS["exposure"].clip(7.0)
+        ('EV', 5.0)
+        >>> PARAM_SPECS["split_shadow_hue"].clip(370.0)
+        10.0
+    """
+
+    name: str
+    group: str
+    lo: float
+    hi: float
+    unit: str
+    periodic: bool = False  # an angle: wraps around instead of clipping
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is a valid setting (finite and in range)."""
+        if not math.isfinite(value):
+            return False
+        return self.lo <= value < self.hi if self.periodic else self.lo <= value <= self.hi
+
+    def clip(self, value: float) -> float:
+        """Bring ``value`` into range: angles wrap around the circle, everything else is clipped."""
+        if self.periodic:
+            wrapped = self.lo + (float(value) - self.lo) % (self.hi - self.lo)
+            # float modulo can return exactly the period for tiny negative inputs
+            return self.lo if wrapped >= self.hi else wrapped
+        return min(max(float(value), self.lo), self.hi)
+
+
+def _specs(group: str, unit: str, lo: float, hi: float, names, periodic: bool = False) -> list[ParamSpec]:
+    return [ParamSpec(name, group, lo, hi, unit, periodic) for name in names]
+
+
+_SLIDER = "slider (-100..100)"
+#: name -> spec of every scalar field of :class:`RetouchParams`, in slider order (that of
+#: ``docs/PARAMS.md``). Units: ``docs/PARAMS.md``; ``temperature`` is a mired shift (see
+#: :func:`kelvin_to_temperature`), band hue 100 = +30 degrees.
+PARAM_SPECS: Mapping[str, ParamSpec] = MappingProxyType({
+    spec.name: spec
+    for spec in (
+        ParamSpec("exposure", LIGHTING, -5.0, 5.0, "EV"),
+        *_specs(LIGHTING, _SLIDER, -100.0, 100.0, ("contrast", "highlights", "shadows", "whites", "blacks")),
+        ParamSpec("gamma", LIGHTING, -1.0, 1.0, "log2 power"),
+        ParamSpec("fade", LIGHTING, 0.0, 100.0, "strength (0..100)"),
+        ParamSpec("clarity", LIGHTING, -100.0, 100.0, _SLIDER),
+        ParamSpec("temperature", GLOBAL_COLOUR, -100.0, 100.0, "mired"),
+        *_specs(GLOBAL_COLOUR, _SLIDER, -100.0, 100.0, ("tint", "vibrance", "saturation")),
+        *_specs(COLOUR_BANDS, _SLIDER, -100.0, 100.0,
+                (f"{kind}_{band}" for kind in ("hue", "saturation", "luminance") for band in BANDS)),
+        *_specs(SPLIT_TONING, "degrees", 0.0, 360.0, ("split_shadow_hue", "split_highlight_hue"), periodic=True),
+        *_specs(SPLIT_TONING, "strength (0..100)", 0.0, 100.0, ("split_shadow_saturation", "split_highlight_saturation")),
+        ParamSpec("split_balance", SPLIT_TONING, -100.0, 100.0, _SLIDER),
+    )
+})
 
 #: name -> (lo, hi) for every scalar field. Closed intervals, except the hue fields in
 #: :data:`HUE_FIELDS`, which are angles in ``[lo, hi)``.
-PARAM_RANGES: dict[str, tuple[float, float]] = {
-    **_LIGHTING_RANGES,
-    **_GLOBAL_COLOUR_RANGES,
-    **_BAND_RANGES,
-    **_SPLIT_RANGES,
-}
+PARAM_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {name: (spec.lo, spec.hi) for name, spec in PARAM_SPECS.items()}
+)
 #: Scalar fields in a fixed order (use it to flatten params into a vector).
-SCALAR_FIELDS: tuple[str, ...] = tuple(PARAM_RANGES)
-HUE_FIELDS: frozenset[str] = frozenset({"split_shadow_hue", "split_highlight_hue"})
+SCALAR_FIELDS: tuple[str, ...] = tuple(PARAM_SPECS)
+HUE_FIELDS: frozenset[str] = frozenset(name for name, spec in PARAM_SPECS.items() if spec.periodic)
+#: (hue, saturation) field pairs of split toning: they combine as 2-D vectors, never summed.
+SPLIT_TONING_ZONES: tuple[tuple[str, str], ...] = (
+    ("split_shadow_hue", "split_shadow_saturation"),
+    ("split_highlight_hue", "split_highlight_saturation"),
+)
 #: Both coordinates of every tone-curve control point lie in this interval.
 TONE_CURVE_RANGE: tuple[float, float] = (0.0, 1.0)
+
+#: The white point Kelvin settings are relative to ("white balance 5200K"). The renderer's own
+#: reference white is D65 (CCT 6504 K); the 4 K gap is 0.1 mired, below any slider step.
+AS_SHOT_KELVIN = 6500.0
+
+
+def clip_param(name: str, value: float) -> float:
+    """Bring ``value`` into the range of scalar field ``name`` (hues wrap, the rest is clipped).
+
+    Raises ``KeyError`` for a name that is not a scalar field (``tone_curve`` included).
+
+    Example:
+        >>> clip_param("exposure", -9.0), clip_param("split_shadow_hue", -10.0)
+        (-5.0, 350.0)
+    """
+    if name not in PARAM_SPECS:
+        raise KeyError(f"unknown scalar parameter {name!r}")
+    return PARAM_SPECS[name].clip(value)
+
+
+def kelvin_to_temperature(kelvin: float, as_shot: float = AS_SHOT_KELVIN) -> float:
+    """Lightroom-style white balance in Kelvin -> ``temperature`` field (mired shift).
+
+    ``1e6/as_shot - 1e6/kelvin``: a lower Kelvin setting gives a cooler (negative) value.
+    The result is not clipped.
+
+    Example:
+        >>> round(kelvin_to_temperature(5200), 2)
+        -38.46
+    """
+    if kelvin <= 0 or as_shot <= 0:
+        raise ValueError("Kelvin values must be positive")
+    return 1e6 / as_shot - 1e6 / kelvin
+
+
+def temperature_to_kelvin(temperature: float, as_shot: float = AS_SHOT_KELVIN) -> float:
+    """Inverse of :func:`kelvin_to_temperature`.
+
+    Example:
+        >>> round(temperature_to_kelvin(kelvin_to_temperature(5200)))
+        5200
+    """
+    return 1e6 / (1e6 / as_shot - temperature)
+
 
 ToneCurve = tuple[tuple[float, float], ...]
 
@@ -91,6 +219,13 @@ class RetouchParams:
     ``y``; the end points ``(0, 0)`` and ``(1, 1)`` are implied when no point sits at ``x = 0`` or
     ``x = 1``. Constructing a record does not range-check it (optimisers may step outside);
     :meth:`validate` and :meth:`from_dict` do.
+
+    Example:
+        >>> edit = RetouchParams(exposure=0.5, temperature=20.0, tone_curve=((0.25, 0.2),))
+        >>> edit.to_json()
+        '{"exposure": 0.5, "temperature": 20.0, "tone_curve": [[0.25, 0.2]]}'
+        >>> RetouchParams.from_json(edit.to_json()) == edit, RetouchParams().is_identity()
+        (True, True)
     """
 
     # lighting
@@ -235,14 +370,12 @@ class RetouchParams:
 
 
 def _range_error(name: str, value: float) -> str | None:
-    lo, hi = PARAM_RANGES[name]
+    spec = PARAM_SPECS[name]
     if not math.isfinite(value):
         return f"{name}={value!r} is not finite"
-    if name in HUE_FIELDS:
-        if not lo <= value < hi:
-            return f"{name}={value!r} outside [{lo:g}, {hi:g})"
-    elif not lo <= value <= hi:
-        return f"{name}={value!r} outside [{lo:g}, {hi:g}]"
+    if not spec.contains(value):
+        closing = ")" if spec.periodic else "]"
+        return f"{name}={value!r} outside [{spec.lo:g}, {spec.hi:g}{closing}"
     return None
 
 
@@ -284,6 +417,10 @@ def tone_curve_knots(curve: ToneCurve) -> list[tuple[float, float]]:
     """Control points with the implied end points added: ``[(0, y0), ..., (1, yn)]``.
 
     An empty curve gives ``[(0, 0), (1, 1)]`` (the identity line).
+
+    Example:
+        >>> tone_curve_knots(((0.25, 0.2), (0.75, 0.8)))
+        [(0.0, 0.0), (0.25, 0.2), (0.75, 0.8), (1.0, 1.0)]
     """
     knots = list(curve)
     if not knots or knots[0][0] > 0.0:
@@ -310,6 +447,11 @@ def params_to_tensors(
         fewer knots than the longest are padded by repeating their last knot ``(1, y_last)``;
         the renderer treats such zero-width intervals as absent. The tensors are leaves without
         ``requires_grad``; call ``.requires_grad_()`` on the ones to optimise.
+
+    Example:
+        >>> t = params_to_tensors([RetouchParams(exposure=0.5), RetouchParams(tone_curve=((0.5, 0.6),))])
+        >>> t["exposure"], t["tone_curve"].shape
+        (tensor([0.5000, 0.0000]), torch.Size([2, 3, 2]))
     """
     batch = [params] if isinstance(params, RetouchParams) else list(params)
     if not batch or not all(isinstance(p, RetouchParams) for p in batch):
@@ -336,6 +478,10 @@ def tensors_to_params(tensors: Mapping[str, torch.Tensor], clamp: bool = True) -
 
     Returns:
         B records. Padding knots and the implied end points ``(0, 0)``/``(1, 1)`` are dropped.
+
+    Example:
+        >>> [p.to_dict() for p in tensors_to_params({"exposure": torch.tensor([0.5, 9.0])})]  # clamped
+        [{'exposure': 0.5}, {'exposure': 5.0}]
     """
     unknown = sorted(set(tensors) - set(SCALAR_FIELDS) - {"tone_curve"})
     if unknown:
@@ -355,8 +501,7 @@ def tensors_to_params(tensors: Mapping[str, torch.Tensor], clamp: bool = True) -
         values = t.detach().reshape(-1).double().cpu().expand(batch).tolist()
         for row, v in zip(rows, values):
             if clamp:
-                lo, hi = PARAM_RANGES[name]
-                v = v % 360.0 if name in HUE_FIELDS else min(max(v, lo), hi)
+                v = clip_param(name, v)
             row[name] = v
     if "tone_curve" in tensors:
         curves = tensors["tone_curve"].detach().double().cpu()

@@ -677,6 +677,12 @@ def render(image: torch.Tensor, params: ParamsInput) -> torch.Tensor:
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]``, same dtype as ``image``.
+
+    Example:
+        >>> image = torch.full((1, 3, 4, 4), 0.2)
+        >>> brighter = render(image, RetouchParams(exposure=1.0))  # one stop: linear light x2
+        >>> brighter.shape, bool((brighter > image).all()), torch.equal(render(image, RetouchParams()), image)
+        (torch.Size([1, 3, 4, 4]), True, True)
     """
     if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[1] != 3:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__

@@ -55,6 +55,13 @@ def load_retouch_model(name_or_path: str | Path) -> RetouchModel:
         FileNotFoundError: neither a built-in name nor an existing file; the message lists the
             built-in names.
         ValueError: the file is not a model this package knows.
+
+    Example:
+        >>> import torch
+        >>> model = load_retouch_model("rule-based")
+        >>> grid, plan = model.predict(torch.rand(1, 3, 64, 96), "brighter")
+        >>> grid.batch, grid.source_size, plan.mode
+        (1, (64, 96), 'style')
     """
     if str(name_or_path) in BUILTIN_MODELS:
         return BUILTIN_MODELS[str(name_or_path)]()

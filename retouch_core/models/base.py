@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 
-from ..formats.grid_files import RetouchGrid
+from ..engine.retouch_grid import RetouchGrid
 from ..language.matcher import Plan, parse_instruction
 
 DEFAULT_LOW_RES = 256
@@ -28,6 +28,12 @@ class RetouchModel(ABC):
 
     The prediction runs on a low-resolution copy; the grid is then applied at any resolution
     of the same framing, so the cost at full resolution is one slice-and-apply.
+
+    Example:
+        >>> from retouch_core.models import load_retouch_model
+        >>> model = load_retouch_model("rule-based")
+        >>> model(torch.rand(1, 3, 480, 640), "a bit brighter", strength=0.5).shape
+        torch.Size([1, 3, 480, 640])
     """
 
     name: str = "model"

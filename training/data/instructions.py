@@ -26,8 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from retouch_core.language.attributes import AttributeBank, default_bank, recipe_to_params
-from retouch_core.language.matcher import Plan, kelvin_to_temperature, parse_instruction
-from retouch_core.language.params import BANDS
+from retouch_core.language.matcher import Plan, parse_instruction
+from retouch_core.language.params import BANDS, COLOUR_BANDS, PARAM_SPECS, kelvin_to_temperature, temperature_to_kelvin
 
 from .degradations import Step, nearest_band
 from .plugins import load_plugin
@@ -541,8 +541,7 @@ def _format_value(name: str, value: float) -> str:
 
 def kelvin_for(temperature: float) -> int | None:
     """The round Kelvin value (multiple of 100) that gives ``temperature`` (to 1e-3), if any."""
-    kelvin = 1e6 / (1e6 / 6500.0 - temperature)
-    k = int(round(kelvin / 100.0) * 100)
+    k = int(round(temperature_to_kelvin(temperature) / 100.0) * 100)
     if 2000 <= k <= 20000 and abs(kelvin_to_temperature(k) - temperature) < 1e-3:
         return k
     return None
@@ -553,7 +552,7 @@ def _param_item(name: str, value: float, rng: np.random.Generator) -> str:
     if name == "temperature" and kelvin_for(value) and rng.random() < 0.7:
         k = kelvin_for(value)
         return _pick(rng, (f"white balance {k}K", f"set the temperature to {k} K", f"temperature {k}K"))
-    if name.split("_")[0] in ("hue", "saturation", "luminance") and "_" in name:
+    if name in PARAM_SPECS and PARAM_SPECS[name].group == COLOUR_BANDS:
         kind, band = name.split("_")
         word = "cyan" if band == "aqua" else band
         alias = _pick(rng, (f"{kind} {word}", f"{word} {kind}", f"{kind} of the {word}s"))

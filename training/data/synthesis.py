@@ -37,8 +37,7 @@ import torch
 from PIL import Image
 
 from retouch_core.language.attributes import STYLE, AttributeBank, default_bank, recipe_to_params
-from retouch_core.language.matcher import kelvin_to_temperature
-from retouch_core.language.params import BANDS, PARAM_RANGES
+from retouch_core.language.params import COLOUR_BANDS, PARAM_RANGES, PARAM_SPECS, kelvin_to_temperature
 from retouch_core.language.render import render
 
 from .degradations import (
@@ -196,10 +195,10 @@ _STATED_GRID: dict[str, tuple[float, float, float]] = {
     "exposure": (0.1, 1.5, 0.05), "gamma": (0.1, 0.5, 0.05), "contrast": (5, 50, 5), "highlights": (5, 60, 5),
     "shadows": (5, 60, 5), "whites": (5, 50, 5), "blacks": (5, 50, 5), "temperature": (3, 50, 1),
     "tint": (3, 30, 1), "saturation": (5, 50, 5), "vibrance": (5, 50, 5),
-    **{f"{kind}_{band}": (5, 40, 5) for kind in ("hue", "saturation", "luminance") for band in BANDS},
+    **{name: (5, 40, 5) for name, spec in PARAM_SPECS.items() if spec.group == COLOUR_BANDS},
 }
-_MAIN_STATED = tuple(n for n in _STATED_GRID if "_" not in n)
-_BAND_STATED = tuple(n for n in _STATED_GRID if "_" in n)
+_MAIN_STATED = tuple(n for n in _STATED_GRID if PARAM_SPECS[n].group != COLOUR_BANDS)
+_BAND_STATED = tuple(n for n in _STATED_GRID if PARAM_SPECS[n].group == COLOUR_BANDS)
 
 
 def _on_grid(name: str, value: float) -> float:

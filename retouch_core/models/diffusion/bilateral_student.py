@@ -3,7 +3,7 @@
 :class:`BilateralStudentNet` is the trainable ``nn.Module`` (codec and text encoder frozen,
 shared with the teacher during training). :class:`BilateralStudent` wraps it for the ComfyUI
 nodes and :func:`~retouch_core.models.load_retouch_model`: it predicts on a low-resolution
-copy and returns a :class:`~retouch_core.formats.grid_files.RetouchGrid` that applies at any resolution.
+copy and returns a :class:`~retouch_core.engine.retouch_grid.RetouchGrid` that applies at any resolution.
 
 A trained student is exported as ONE safetensors file (:meth:`BilateralStudentNet.save`):
 weights of the UNet, the codec's encoder, the text encoder and the adapter, with every
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...formats.grid_files import RetouchGrid
+from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams
 from ...language.matcher import Plan
 from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features

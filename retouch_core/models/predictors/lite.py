@@ -24,7 +24,7 @@ training path :meth:`LiteRetouchModel.predict_grids` stays unconstrained and dif
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ...engine.grid import GRID_CHANNELS, identity_grid
-from ...formats.grid_files import RetouchGrid
+from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams, LearnedGuide
 from ...language.matcher import Plan
 from ..base import RetouchModel
@@ -216,7 +216,7 @@ class LiteRetouchModel(RetouchModel, nn.Module):
     def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
         if plan.mode == "param":
             grid = grid_from_params(image, plan.to_params())
-            return RetouchGrid(grid.grid, None, grid.source_size, f"{self.name} (exact param render): {grid.label}")
+            return replace(grid, label=f"{self.name} (exact param render): {grid.label}")
         guide = self.frozen_guide()
         grid = obey(image, self.predict_grids(image.float(), [plan]), guide, plan)
         return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")

@@ -14,12 +14,13 @@ This is the non-learned baseline that learned models must beat.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import kornia
 import torch
 
 from ...engine.fit import fit_grid
-from ...formats.grid_files import RetouchGrid
+from ...engine.retouch_grid import RetouchGrid
 from ...language.matcher import Plan
 from ...language.render import render
 from ..base import DEFAULT_LOW_RES, RetouchModel, low_res_copy
@@ -54,7 +55,7 @@ class RuleBasedModel(RetouchModel):
         low = low_res_copy(image.float(), self.low_res)
         params = self.params_for(low, plan)
         grid = grid_from_params(low, params, (self.depth, self.height, self.width))
-        return RetouchGrid(grid.grid, None, tuple(image.shape[-2:]), f"{self.name}: {grid.label}")
+        return replace(grid, source_size=tuple(image.shape[-2:]), label=f"{self.name}: {grid.label}")
 
 
 @torch.no_grad()
@@ -70,6 +71,12 @@ def grid_from_params(
 
     Returns:
         Batch-1 :class:`RetouchGrid` whose ``source_size`` is the image's (H, W).
+
+    Example:
+        >>> from retouch_core.language.params import RetouchParams
+        >>> grid = grid_from_params(torch.rand(1, 3, 600, 800), RetouchParams(exposure=0.5))
+        >>> grid.batch, grid.source_size, grid.label
+        (1, (600, 800), 'exposure +0.5')
     """
     low = low_res_copy(image.float(), low_res)
     grid = fit_grid(low, render(low, params), depth=grid_size[0], height=grid_size[1], width=grid_size[2])
