@@ -11,7 +11,7 @@ import argparse
 import importlib
 
 SUBCOMMAND_MODULES = (
-    "data.make_dataset", "data.calibration", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
+    "data.make_dataset", "data.calibration", "data.online", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
 )
 
 

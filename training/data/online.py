@@ -82,3 +82,37 @@ class EpochConcat(torch.utils.data.ConcatDataset):
     def set_epoch(self, epoch: int) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(epoch)
+
+
+def write_pairs(dataset: DegradedPhotos, out: Path) -> Path:
+    """Write every item as ``out/input/<i>.png`` and ``out/target/<i>.png`` (for ``evaluate --pairs``)."""
+    for side in ("input", "target"):
+        (out / side).mkdir(parents=True, exist_ok=True)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        for side in ("input", "target"):
+            array = (item[side].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            Image.fromarray(array).save(out / side / f"{i:04d}.png")
+    return out
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("degraded-pairs", help="write held-out auto pairs degraded as train-lite --online-photos does",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--photos", action="append", required=True, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, help="folder for input/ and target/")
+    p.add_argument("--as-shot", default=None, metavar="FILE")
+    p.add_argument("--p-as-shot", type=float, default=0.5)
+    p.add_argument("--pairs", type=int, default=2, help="pairs per photo")
+    p.add_argument("--split", default="heldout")
+    p.add_argument("--holdout-fraction", type=float, default=0.1)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    dataset = DegradedPhotos(args.photos, args.size, DegradationConfig(as_shot=args.as_shot, p_as_shot=args.p_as_shot),
+                             args.pairs, args.split, args.holdout_fraction, args.seed)
+    print(f"wrote {len(dataset)} pairs of {len(dataset.paths)} {args.split} photos to {write_pairs(dataset, args.out)}")
+    return 0
