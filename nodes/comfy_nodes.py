@@ -11,15 +11,18 @@ from pathlib import Path
 import comfy.model_management
 import comfy.utils
 import folder_paths
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.latest import ComfyExtension, io, ui
 
 from ..retouch_core.language.clip_score import load_clip
 from ..retouch_core.engine.retouch_grid import RetouchGrid
 from ..retouch_core.language.matcher import parse_instruction
 from ..retouch_core.models import BUILTIN_MODELS, load_retouch_model
 from ..retouch_core.language.params import PARAM_GROUPS, PARAM_SPECS
+from ..retouch_core.engine.lut_interp import INTERPOLATIONS
+from ..retouch_core.engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES
 from . import logic
-from .luts import export_cube, import_cube
+from .luts import apply_lut_file, export_cube, find_lut_file, import_cube, list_lut_files
+from .output_files import new_output_file
 from .scoring import score_instruction
 
 CATEGORY = "image/retouch"
@@ -40,8 +43,24 @@ def register_folders() -> None:
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.models_dir, GRID_FOLDER))
     folder_paths.add_model_folder_path(GRID_FOLDER, os.path.join(folder_paths.get_output_directory(), GRID_FOLDER))
     folder_paths.add_model_folder_path(CLIP_FOLDER, os.path.join(folder_paths.models_dir, CLIP_FOLDER))
+    _lut_folders()
+
+
+def _lut_folders() -> list[str]:
+    """The `luts` folders, with ours (re-)added: other packs share the name and may replace the
+    entry after we registered it. Listing and lookup are ours too, so their extension filter
+    (e.g. only .cube) cannot hide our Hald CLUTs."""
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.models_dir, LUT_FOLDER))
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.get_output_directory(), LUT_FOLDER))
+    return folder_paths.get_folder_paths(LUT_FOLDER)
+
+
+def _lut_mtime(name: str) -> str:
+    try:
+        path = find_lut_file(_lut_folders(), name)
+    except FileNotFoundError:
+        return name
+    return f"{path}:{os.path.getmtime(path)}"
 
 
 def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
@@ -51,6 +70,13 @@ def _files(folder: str, extensions=(".safetensors",)) -> list[str]:
 def _progress(total: int):
     bar = comfy.utils.ProgressBar(total)  # each update is also a cancel point under the server
     return lambda done, _total: bar.update_absolute(done, total)
+
+
+def _saved(path: Path) -> io.NodeOutput:
+    """A saved file as the user sees it: its name under the output folder (no server path),
+    as the output and as text in the node's results."""
+    name = Path(path).relative_to(folder_paths.get_output_directory()).as_posix()
+    return io.NodeOutput(name, ui=ui.PreviewText(f"saved output/{name}"))
 
 
 def _device():
@@ -102,13 +128,23 @@ class PredictGrid(io.ComfyNode):
                 RetouchModel.Input("model"),
                 io.Image.Input("image"),
                 io.String.Input("instruction", multiline=True, default="warmer, lift the shadows, a bit cinematic"),
+                # Optional with the old behaviour as default: saved workflows keep their meaning.
+                io.Combo.Input("temporal", options=list(TEMPORAL_MODES), default="per-frame", optional=True,
+                               tooltip="video frames (an IMAGE batch): per-frame grids flicker; 'key frame' uses one "
+                               "grid for all frames, 'smoothed' low-passes the per-frame grids over time, '+ deflicker' also evens out "
+                               "the output brightness (removes an exposure flicker of the input)"),
+                io.Float.Input("smoothing_frames", default=DEFAULT_SIGMA, min=0.0, max=50.0, step=0.5, optional=True,
+                               tooltip="'smoothed' and 'deflicker': Gaussian sigma in frames"),
+                io.Int.Input("key_frame", default=0, min=0, max=100000, optional=True,
+                             tooltip="'key frame': the frame (batch index) the grid is predicted from"),
             ],
             outputs=[BilateralGrid.Output(display_name="grid"), io.String.Output(display_name="plan")],
         )
 
     @classmethod
-    def execute(cls, model, image, instruction):
-        grid, plan = logic.predict_grids(model, image, instruction, _progress(image.shape[0]))
+    def execute(cls, model, image, instruction, temporal="per-frame", smoothing_frames=DEFAULT_SIGMA, key_frame=0):
+        frames = 1 if temporal == "key frame" else image.shape[0]
+        grid, plan = logic.predict_grids(model, image, instruction, _progress(frames), temporal, smoothing_frames, key_frame)
         return io.NodeOutput(grid, plan)
 
 
@@ -205,21 +241,19 @@ class SaveGrid(io.ComfyNode):
             node_id="InstantRetouchSaveGrid",
             display_name="Save Bilateral Grid",
             category=CATEGORY,
-            description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them).",
+            description=f"Save a grid as .safetensors in output/{GRID_FOLDER}/ (Load Bilateral Grid lists them); "
+            "the prefix may hold subfolders, and an existing file is never overwritten.",
             inputs=[BilateralGrid.Input("grid"), io.String.Input("filename_prefix", default="retouch")],
-            outputs=[io.String.Output(display_name="path")],
+            outputs=[io.String.Output(display_name="filename", tooltip="the file, relative to the output folder")],
             is_output_node=True,
         )
 
     @classmethod
     def execute(cls, grid, filename_prefix):
         folder = Path(folder_paths.get_output_directory()) / GRID_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(filename_prefix).name or "retouch"
-        index = 1 + sum(1 for _ in folder.glob(f"{stem}_*.safetensors"))
-        path = folder / f"{stem}_{index:05d}.safetensors"
-        grid.save(path)
-        return io.NodeOutput(str(path))
+        with new_output_file(folder, filename_prefix or "retouch", ".safetensors") as path:
+            grid.save(path)
+        return _saved(path)
 
 
 class LoadGrid(io.ComfyNode):
@@ -258,14 +292,14 @@ class ExportCube(io.ComfyNode):
                 io.Int.Input("size", default=33, min=2, max=129),
                 io.Int.Input("index", default=0, min=0, max=4095, tooltip="which edit of a batch of grids"),
             ],
-            outputs=[io.String.Output(display_name="path")],
+            outputs=[io.String.Output(display_name="filename", tooltip="the file, relative to the output folder")],
             is_output_node=True,
         )
 
     @classmethod
     def execute(cls, grid, filename_prefix, size, index):
         folder = Path(folder_paths.get_output_directory()) / LUT_FOLDER
-        return io.NodeOutput(str(export_cube(grid, folder, Path(filename_prefix).name or "retouch", size, index)))
+        return _saved(export_cube(grid, folder, filename_prefix or "retouch", size, index))
 
 
 class ImportCube(io.ComfyNode):
@@ -275,19 +309,50 @@ class ImportCube(io.ComfyNode):
             node_id="InstantRetouchImportCube",
             display_name="Import .cube LUT",
             category=CATEGORY,
-            description=f"Load a .cube 3D LUT from models/{LUT_FOLDER} or output/{LUT_FOLDER} as a bilateral grid, so "
-            "strength and regional blend work on it.",
-            inputs=[io.Combo.Input("cube_file", options=_files(LUT_FOLDER, (".cube",)))],
+            description=f"Load a LUT (.cube or Hald CLUT .png) from models/{LUT_FOLDER} (subfolders too) or "
+            f"output/{LUT_FOLDER} as a bilateral grid, so strength and regional blend work on it. The grid is "
+            "fitted, so it approximates the LUT; Apply LUT applies it exactly.",
+            inputs=[io.Combo.Input("cube_file", options=list_lut_files(_lut_folders()))],
             outputs=[BilateralGrid.Output(display_name="grid")],
         )
 
     @classmethod
     def fingerprint_inputs(cls, cube_file):
-        return _mtime(LUT_FOLDER, cube_file)
+        return _lut_mtime(cube_file)
 
     @classmethod
     def execute(cls, cube_file):
-        return io.NodeOutput(import_cube(folder_paths.get_full_path_or_raise(LUT_FOLDER, cube_file)))
+        return io.NodeOutput(import_cube(find_lut_file(_lut_folders(), cube_file)))
+
+
+class ApplyLut(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="InstantRetouchApplyLUT",
+            display_name="Apply LUT",
+            category=CATEGORY,
+            description=f"Apply a LUT file exactly (.cube: 3D, 1D, shaper + 3D; Hald CLUT .png) from models/{LUT_FOLDER} "
+            "(subfolders too). Strength mixes with the input (above 1 exaggerates); the mask limits where it applies.",
+            inputs=[
+                io.Image.Input("image"),
+                io.Combo.Input("lut_file", options=list_lut_files(_lut_folders())),
+                io.Combo.Input("interpolation", options=list(INTERPOLATIONS), default="tetrahedral",
+                               tooltip="tetrahedral: what Resolve and OCIO use; trilinear: what most image apps use"),
+                io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05),
+                io.Mask.Input("mask", optional=True, tooltip="1 = LUT applied; LoadImage's MASK is 1 - alpha"),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, lut_file="", **_constants):
+        return _lut_mtime(lut_file)
+
+    @classmethod
+    def execute(cls, image, lut_file, interpolation, strength, mask=None):
+        path = find_lut_file(_lut_folders(), lut_file)
+        return io.NodeOutput(apply_lut_file(image, path, interpolation, strength, mask))
 
 
 class InstructionPlan(io.ComfyNode):
@@ -392,7 +457,7 @@ class ClipAttributeScore(io.ComfyNode):
         return io.NodeOutput(report.table, report.loss, report.direction)
 
 
-NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, ExportCube, ImportCube, InstructionPlan, LoadClip, ClipAttributeScore]
+NODES = [LoadModel, PredictGrid, ParamRetouch, FitGridFromExample, ApplyGrid, GridStrength, RegionalBlend, SaveGrid, LoadGrid, ExportCube, ImportCube, ApplyLut, InstructionPlan, LoadClip, ClipAttributeScore]
 
 
 class RetouchExtension(ComfyExtension):

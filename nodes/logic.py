@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from ..retouch_core.engine.retouch_grid import RetouchGrid
+from ..retouch_core.engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES, temporal_grid
 from .layout import bchw_to_comfy, check_comfy_image, check_comfy_mask, comfy_to_bchw
 
 Progress = Callable[[int, int], None]
@@ -64,22 +65,38 @@ def blend_regions(
     return torch.cat(out)
 
 
-def predict_grids(model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress) -> tuple[RetouchGrid, str]:
-    """One grid per image of an IMAGE batch, stacked, and the plan as text.
+def predict_grids(
+    model, image: torch.Tensor, instruction: str, progress: Progress = _no_progress, temporal: str = "per-frame",
+    sigma: float = DEFAULT_SIGMA, key_frame: int = 0,
+) -> tuple[RetouchGrid, str]:
+    """Grids for an IMAGE batch and the plan as text.
 
     Args:
         model: a :class:`~retouch_core.models.RetouchModel`.
         image: IMAGE (B, H, W, C); alpha is ignored for prediction.
         instruction: free text; empty = auto mode.
+        temporal: how a batch of video frames is edited (:data:`TEMPORAL_MODES`): ``"per-frame"``
+            (one grid per image, stacked), ``"key frame"`` (one grid from frame ``key_frame``
+            for the whole batch) or ``"smoothed"`` (per-frame grids low-passed over time with
+            a Gaussian of ``sigma`` frames); ``"smoothed + deflicker"`` also evens out the output
+            brightness over time (removes an exposure flicker of the input).
     """
     check_comfy_image(image)
+    if temporal not in TEMPORAL_MODES:
+        raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {temporal!r}")
+    if temporal == "key frame" and not 0 <= key_frame < image.shape[0]:
+        raise ValueError(f"key_frame {key_frame} is not in the batch of {image.shape[0]} frames")
+    frames = [key_frame] if temporal == "key frame" else range(image.shape[0])  # a key frame alone is enough
     grids, plan = [], None
-    for index in range(image.shape[0]):
+    for done, index in enumerate(frames, start=1):
         rgb = comfy_to_bchw(image[index : index + 1])[:, :3].expand(-1, 3, -1, -1)
         grid, plan = model.predict(rgb, instruction)
         grids.append(grid)
-        progress(index + 1, image.shape[0])
-    return RetouchGrid.stack(grids), f"model: {model.name}\n{plan.describe()}"
+        progress(done, len(frames))
+    grid = RetouchGrid.stack(grids)
+    if temporal != "key frame":
+        grid = temporal_grid(grid, comfy_to_bchw(image)[:, :3].expand(-1, 3, -1, -1), temporal, sigma)
+    return grid, f"model: {model.name}\n{plan.describe()}"
 
 
 def param_grids(

@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
+# The oldest torch the library and its kornia range (requirements.txt: kornia<0.9) work with.
+# Nothing installs torch for you: pip keeps the one ComfyUI has (tests/test_requirements.py).
+MIN_TORCH = (2, 0)
+
 
 def __getattr__(name: str):
     if name not in _EXPORTS:

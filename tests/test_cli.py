@@ -264,7 +264,7 @@ def _bad_cases(tmp):
         ([tmp / "text.png", "-o", tmp / "o.png", "--params", "{}"], "not an image"),
         ([ok, "-o", tmp / "nowhere" / "o.png"], "does not exist"),
         ([ok, "-o", tmp / "o.xyz"], "unknown image type"),
-        ([ok, "-o", ok], "original is kept"),
+        ([ok, "-o", ok], "is the same file as INPUT"),
         ([ok, "-o", tmp / "o.png", "--params", "{not json"], "not valid JSON"),
         ([ok, "-o", tmp / "o.png", "--params", '{"brightness": 3}'], "unknown parameter"),
         ([ok, "-o", tmp / "o.png", "--params", "nofile.json"], "neither a JSON object nor an existing file"),
@@ -288,3 +288,32 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         assert err.startswith("retouch: error: ") and err.count("\n") == 1, err
         assert fragment in err, (fragment, err)
         assert "Traceback" not in err
+
+
+def test_frame_folder_temporal_modes(astro, tmp_path):
+    """Video frames: one key-frame grid for every frame; the deflicker evens out an exposure flicker."""
+    from retouch_core.engine.temporal import flicker
+    from retouch_core.formats.grid_files import RetouchGrid
+
+    photo = np.asarray(Image.open(astro).resize((128, 128)), dtype=np.float64) / 255
+    gains = [1.0, 1.06, 0.95, 1.04, 0.94, 1.0]
+    source = tmp_path / "frames"
+    source.mkdir()
+    for t, gain in enumerate(gains):
+        Image.fromarray(np.uint8(np.clip(photo * gain, 0, 1) * 255 + 0.5)).save(source / f"f{t:03d}.png")
+    common = ["-i", "brighter", "--model", "rule-based"]
+    status, _, err = run([source, "-o", tmp_path / "key", *common, "--temporal", "key frame", "--key-frame", "2",
+                          "--save-grid", tmp_path / "grids"])
+    assert status == 0, err
+    grids = [RetouchGrid.load(p).grid for p in sorted((tmp_path / "grids").iterdir())]
+    assert len(grids) == len(gains) and all(torch.equal(g, grids[0]) for g in grids)
+
+    def clip(folder):
+        return torch.stack([torch.from_numpy(pixels(folder / f"f{t:03d}.png")).permute(2, 0, 1) for t in range(len(gains))])
+
+    stable = torch.from_numpy(photo).permute(2, 0, 1).expand(len(gains), -1, -1, -1)
+    status, _, err = run([source, "-o", tmp_path / "steady", *common, "--temporal", "smoothed + deflicker"])
+    assert status == 0, err
+    assert flicker(clip(tmp_path / "steady"), stable) < 0.3 * flicker(clip(source), stable)
+    status, _, err = run([source, "-o", tmp_path / "x", "--params", '{"exposure": 0.3}', "--temporal", "smoothed"])
+    assert status == 2 and "--temporal smooths a model's per-frame predictions" in err

@@ -77,3 +77,39 @@ def test_schema_snapshot_is_current():
     for name in ours:
         live_entry, stored_entry = dict(live[name]), dict(stored.get(name, {}))
         assert live_entry == stored_entry, f"{name} changed: run `COMFYUI_PATH=... python tests/comfy_live.py --update-snapshot`"
+
+
+LUT_FOLDER_SCRIPT = r"""
+import asyncio, importlib.util, sys
+comfy, root, models = sys.argv[1:4]
+sys.path.insert(0, comfy)
+import folder_paths
+from comfy.cli_args import args
+args.cpu = True  # as with --cpu: no GPU here
+folder_paths.models_dir = models
+spec = importlib.util.spec_from_file_location("instantretouch", root + "/__init__.py", submodule_search_locations=[root])
+pack = importlib.util.module_from_spec(spec)
+sys.modules["instantretouch"] = pack
+spec.loader.exec_module(pack)
+asyncio.run(pack.comfy_entrypoint())
+from instantretouch.nodes.comfy_nodes import ApplyLut
+# Another pack loaded after ours replaces the shared `luts` entry with its own folder and filter.
+folder_paths.folder_names_and_paths["luts"] = ([models + "/other_pack_luts"], {".cube"})
+options = ApplyLut.define_schema().inputs[1].options
+print(sorted(options))
+"""
+
+
+def test_lut_folder_entries_survive_another_pack(tmp_path):
+    """ComfyUI's `luts` folder list is shared by packs: ours stays listed (subfolders included,
+    Hald .png too) when a pack loaded later replaces the entry."""
+    models = tmp_path / "models"
+    (models / "luts" / "film").mkdir(parents=True)
+    (models / "luts" / "film" / "kodak.png").write_bytes(b"")
+    (models / "luts" / "warm.cube").write_text("")
+    (models / "other_pack_luts").mkdir()
+    (models / "other_pack_luts" / "theirs.cube").write_text("")
+    result = subprocess.run([comfy_python(), "-c", LUT_FOLDER_SCRIPT, COMFYUI_PATH, str(ROOT), str(models)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(["film/kodak.png", "theirs.cube", "warm.cube"])

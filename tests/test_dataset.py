@@ -25,6 +25,7 @@ from PIL import Image
 
 from retouch_core.language.attributes import default_bank, recipe_to_params
 from retouch_core.language.matcher import parse_instruction
+from retouch_core.engine.resize import resize_long_side
 from retouch_training.data import make_dataset as md
 from retouch_training.data import preview
 from retouch_training.data.dataset import TripletDataset
@@ -33,9 +34,8 @@ from retouch_training.data.degradations import (
     FitConfig,
     Step,
     apply_steps,
-    downsample,
+    capped_psnr,
     fit_inverse,
-    psnr,
     render_masks,
     sample_degradation,
 )
@@ -163,7 +163,7 @@ def _round_trip(out: Path, record: dict) -> float:
     steps = [Step.from_dict(s) for s in record["inverse"]]
     masks = render_masks(steps, clean, ProceduralMaskProvider())
     restored = apply_steps(_tensor(out / record["input"]), steps, masks)
-    return psnr(torch.floor(restored * 255 + 0.5) / 255, _tensor(out / record["target"]))
+    return capped_psnr(torch.floor(restored * 255 + 0.5) / 255, _tensor(out / record["target"]))
 
 
 def test_round_trip_recovers_target(base):
@@ -185,7 +185,7 @@ def test_round_trip_recovers_target(base):
 
 def test_fitted_inverse_beats_negation():
     clean_full = torch.from_numpy(skdata.coffee()).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    clean = downsample(clean_full, 64)
+    clean = resize_long_side(clean_full, 64, mode="area")
     masks = ProceduralMaskProvider()
     fitted, negated = [], []
     for seed in range(8):
@@ -195,7 +195,7 @@ def test_fitted_inverse_beats_negation():
         result = fit_inverse(degraded, clean, steps, [None] * len(steps), FitConfig(steps=25, resolution=64, lr=0.2))
         assert result.psnr_fitted >= result.psnr_negated  # best iterate kept
         assert [set(s.params) for s in result.steps] == [set(s.params) for s in reversed(steps)]  # sparse
-        fitted.append(psnr(apply_steps(degraded, result.steps, [None] * len(steps)), clean))
+        fitted.append(capped_psnr(apply_steps(degraded, result.steps, [None] * len(steps)), clean))
         negated.append(result.psnr_negated)
     assert np.mean(fitted) >= GLOBAL_MIN_MEAN_DB and np.mean(fitted) > np.mean(negated)
 
@@ -333,7 +333,7 @@ def test_masks_are_resolution_independent():
     small = render_mask(spec, torch.zeros(3, 32, 48))
     large = render_mask(spec, torch.zeros(3, 128, 192))
     assert small[0, 0].mean() > 0.9 and small[0, -1].mean() < 0.1  # top band
-    assert torch.allclose(downsample(large[None], 48)[0], small, atol=0.05)
+    assert torch.allclose(resize_long_side(large[None], 48, mode="area")[0], small, atol=0.05)
 
 
 # ---------------------------------------------------------------- determinism and resume
@@ -431,6 +431,38 @@ def test_triplet_dataset(base):
     assert native[0]["input"].shape[-2:] == native[0]["target"].shape[-2:]
 
 
+def test_triplet_dataset_reads_16_bit_and_exif_orientation(tmp_path):
+    """Training reads images as the library does: a 16-bit PNG keeps its low byte and a JPEG
+    tagged "rotate 90" (EXIF orientation 6) comes upright. Independent references: the 16-bit
+    values written with pypng, and Pillow's own ImageOps.exif_transpose."""
+    import png
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(0)
+    deep = rng.integers(0, 65536, size=(24, 40, 3), dtype=np.uint16)
+    deep[..., 0] = 257 * 100 + np.arange(40, dtype=np.uint16)  # values 8 bits cannot tell apart
+    with open(tmp_path / "deep.png", "wb") as f:
+        png.Writer(40, 24, bitdepth=16, greyscale=False).write(f, deep.reshape(24, -1).tolist())
+    sideways = (rng.random((24, 40, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(sideways).save(tmp_path / "rotated.jpg", quality=95, exif=exif.tobytes())
+    records = [{"id": "deep", "input": "deep.png", "target": "deep.png", "instruction": "", "subset": "auto",
+                "split": "train"},
+               {"id": "rot", "input": "rotated.jpg", "target": "rotated.jpg", "instruction": "", "subset": "auto",
+                "split": "train"}]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    dataset = TripletDataset(tmp_path, split="train")  # native size: no resampling
+    got = dataset[0]["input"].permute(1, 2, 0).double().numpy()
+    np.testing.assert_allclose(got, deep / 65535.0, atol=1e-6)
+    assert len(np.unique(np.round(got[0, :, 0] * 65535))) == 40  # 8-bit would collapse them to one
+    with Image.open(tmp_path / "rotated.jpg") as im:
+        upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float64) / 255.0
+    assert upright.shape == (40, 24, 3)
+    np.testing.assert_allclose(dataset[1]["input"].permute(1, 2, 0).double().numpy(), upright, atol=1e-6)
+
+
 def test_preview_sheet(base, tmp_path):
     out, _ = base
     sheet_path = tmp_path / "sheet.png"
@@ -454,3 +486,29 @@ def test_cli_registration(photo_dir, tmp_path):
     assert parser.parse_args(["preview", "--dataset", "d", "--out", "s.png"]).count == 12
     with pytest.raises(SystemExit):
         parser.parse_args(["make-dataset", "--photos", "p", "--out", "o", "--subsets", "auto,bogus"])
+
+
+def test_fivek_validation_pairs_are_never_training_photos(tmp_path):
+    from retouch_training.data.sources import find_photos
+
+    for rel in ("fivek_expertc/input/a1.png", "fivek_expertc/target/a1.png", "other/input/b.png",
+                "other/target/b.png", "plain/c.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 40), (90, 120, 150)).save(tmp_path / rel)
+    paths, skipped = find_photos([str(tmp_path)])
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in paths) == ["other/target/b.png", "plain/c.png"]
+    validation = sorted(Path(s["path"]).relative_to(tmp_path).as_posix() for s in skipped if s["kind"] == "validation")
+    assert validation == ["fivek_expertc/input/a1.png", "fivek_expertc/target/a1.png"]
+    # also when a root points inside the validation folder
+    assert find_photos([str(tmp_path / "fivek_expertc" / "target")])[0] == []
+    # the rule is what removes them: without it the target side is a training photo like any paired set
+    kept, _ = find_photos([str(tmp_path)], validation_dirs=frozenset())
+    assert str(tmp_path / "fivek_expertc" / "target" / "a1.png") in kept
+
+
+@pytest.mark.skipif(not Path("/work/shared/data/fivek_expertc").is_dir(), reason="shared photos not on this machine")
+def test_shared_photo_folder_yields_no_fivek_photo():
+    from retouch_training.data.sources import find_photos
+
+    paths, _ = find_photos(["/work/shared/data"])
+    assert paths and not any("fivek_expertc" in p for p in paths)

@@ -8,7 +8,6 @@ import json
 import math
 import shlex
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,14 +24,16 @@ from retouch_training.eval.protocol import (
     ROW_COLUMNS, direction_hits, evaluate, instructed_axes, lab_stats, load_learned_metrics,
     scale_agreement, time_retoucher,
 )
-from retouch_training.eval.records import EvaluationError, load_image, pair_triplets, read_manifest, save_image
+from retouch_core.apps.shared_data import shared_data
+from retouch_training.data.images import read_rgb
+from retouch_training.eval.records import EvaluationError, dataset_triplets, pair_triplets, save_image
 from retouch_training.eval.report import format_markdown, write_report
 from retouch_training.eval.summary import summarize
 
 skdata = pytest.importorskip("skimage.data")
 skcolor = pytest.importorskip("skimage.color")
 
-FIVEK = Path("/work/shared/data/fivek_expertc")
+FIVEK = shared_data("fivek_expertc")
 NO_WEIGHTS = {"dists": "weights not found locally (test)", "lpips": "weights not found locally (test)"}
 
 
@@ -115,7 +116,7 @@ def test_identical_images_are_perfect_everywhere(tmp_path):
 def test_pure_shift_l1_equals_shift(tmp_path):
     (t,) = _pairs(tmp_path, target_fn=lambda x: x * 0.5 + 0.2, names=("coffee",))
     # The target file holds the (quantised) image; shifting it by 0.1 stays inside [0, 1].
-    row = _run(lambda x, i: load_image(t.target) + 0.1, [t]).rows[0]
+    row = _run(lambda x, i: read_rgb(t.target) + 0.1, [t]).rows[0]
     assert row["l1"] == pytest.approx(0.1, abs=1e-6)
     assert row["l2"] == pytest.approx(0.01, abs=1e-6)
     assert row["psnr"] == pytest.approx(20.0, abs=1e-3)
@@ -283,7 +284,7 @@ def test_clip_direction_matches_edit_direction(tmp_path):
     (t,) = _pairs(tmp_path, size=32, instruction="brighter and warmer")
     result = _run(brighten, [t], clip=scorer)
     row = result.rows[0]
-    x = load_image(t.input)
+    x = read_rgb(t.input)
     bank = __import__("retouch_core.language.attributes", fromlist=["default_bank"]).default_bank()
     pairs = [(bank[n].positive, bank[n].negative) for n in ("brightness", "warmth")]
     expected = edit_direction(scorer, x, brighten(x), pairs, [1.0, 1.0]).moved.float().mean().item()
@@ -322,22 +323,22 @@ def _manifest(tmp_path):
 
 def test_manifest_filters(tmp_path):
     root = _manifest(tmp_path)
-    assert [t.id for t in read_manifest(root)] == ["rec-0", "rec-2", "rec-3"]
-    assert [t.id for t in read_manifest(root, subset="style")] == ["rec-0"]
-    assert [t.id for t in read_manifest(root, split="all", limit=2)] == ["rec-0", "rec-1"]
-    t = read_manifest(root, subset="param")[0]
+    assert [t.id for t in dataset_triplets(root)] == ["rec-0", "rec-2", "rec-3"]
+    assert [t.id for t in dataset_triplets(root, subset="style")] == ["rec-0"]
+    assert [t.id for t in dataset_triplets(root, split="all", limit=2)] == ["rec-0", "rec-1"]
+    t = dataset_triplets(root, subset="param")[0]
     assert t.input == root / "inputs/photo3.png" and t.instruction == "exposure +1 EV"
     with pytest.raises(EvaluationError, match="splits"):
-        read_manifest(root, split="test")
+        dataset_triplets(root, split="test")
 
 
 def test_folder_outputs_by_id_or_input_name(tmp_path):
     root = _manifest(tmp_path)
-    triplets = read_manifest(root)
+    triplets = dataset_triplets(root)
     by_id, by_name = tmp_path / "by_id", tmp_path / "by_name"
     for t in triplets:
-        save_image(brighten(load_image(t.input)), by_id / f"{t.id}.png")
-        save_image(brighten(load_image(t.input)), by_name / t.input.name)
+        save_image(brighten(read_rgb(t.input)), by_id / f"{t.id}.png")
+        save_image(brighten(read_rgb(t.input)), by_name / t.input.name)
     a = _run(PrecomputedOutputs(by_id), triplets, timing_sizes={"x": (8, 8)})
     b = _run(PrecomputedOutputs(by_name), triplets)
     assert [r["psnr"] for r in a.rows] == [r["psnr"] for r in b.rows]
@@ -360,7 +361,7 @@ def test_command_retoucher_copies_and_quotes_safely(tmp_path):
     cmd = _copy_command(f"; open({str(side)!r}, 'w').write(sys.argv[3])")
     instruction = f"it's \"warm\" $(touch {trap}) `touch {trap}`; {{x}}"
     copy = command_retoucher(cmd)
-    x = load_image(t.input)
+    x = read_rgb(t.input)
     assert torch.equal(copy(x, instruction), x)
     assert side.read_text() == instruction and not trap.exists()
     assert _run(copy, [t]).rows[0]["psnr"] == pytest.approx(_run(identity, [t]).rows[0]["psnr"])
@@ -385,7 +386,7 @@ def test_model_names():
     assert model_retoucher("identity") is identity
     assert isinstance(model_retoucher("oracle"), GridFitOracle)
     # An unknown name lists both the built-in models and the evaluation methods.
-    with pytest.raises(EvaluationError, match=r"rule-based.*evaluation methods: \['identity', 'oracle'"):
+    with pytest.raises(EvaluationError, match=r"rule-based.*evaluation methods: \[.*'autocontrast'.*'identity'.*'oracle'"):
         model_retoucher("instantretouch-base")
 
 
@@ -420,7 +421,7 @@ def test_cli_end_to_end_report(tmp_path, capsys):
     triplets = _pairs(tmp_path, names=("astronaut", "coffee"), size=32, instruction="brighter")
     outs = tmp_path / "baseline"
     for t in triplets:
-        save_image(darken(load_image(t.input)), outs / t.input.name)
+        save_image(darken(read_rgb(t.input)), outs / t.input.name)
     clip_dir = tmp_path / "clip"
     clip_dir.mkdir()
     scorer = tiny_clip()

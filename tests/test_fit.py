@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from retouch_core.apps.shared_data import shared_data
 from retouch_core.engine.fit import downsample, fit_grid, fit_grid_to_edit
 from retouch_core.engine.grid import identity_grid
 from retouch_core.engine.guide import GuideParams
 from retouch_core.engine.slicing import slice_and_apply
 
 data = pytest.importorskip("skimage.data")
-SHARED = Path("/work/shared/data")
+SHARED = shared_data()
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -337,3 +337,47 @@ def test_custom_bank_is_used():
 
 def test_default_bank_when_none():
     assert parse_instruction("warmer").attributes == {"warmth": 1.0}
+
+
+# --- plain user language: complaints, colour casts, negated keeps -----------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("it looks flat", {"contrast": 1.0}),  # a description of the photo: the fix is the opposite
+    ("the photo is underexposed", {"brightness": 1.0}),
+    ("there's a magenta cast", {"tint_magenta": -1.0}),
+    ("everything looks green", {"tint_magenta": 1.0}),
+    ("it isn't bright enough", {"brightness": 1.0}),
+    ("make it look flat", {"contrast": -1.0}),  # a request word: a wish, not a complaint
+    ("it could look warmer", {"warmth": 1.0}),  # comparatives ask for a change
+    ("the colours are too strong", {"saturation": -1.0}),  # "too" at the end of the clause
+    ("too yellow", {"warmth": -1.0}),
+    ("not so blue", {"warmth": NEGATION_SCALE}),
+    ("don't leave it this dark", {"brightness": NEGATION_SCALE}),
+    ("underexpose it slightly", {"brightness": -INTENSITY_SLIGHT}),
+    ("wash out the colours a bit", {"saturation": -INTENSITY_SLIGHT}),
+])
+def test_complaints_casts_and_plain_verbs(text, expected, bank):
+    assert attrs(text, bank) == pytest.approx(expected)
+
+
+def test_object_verbs_stay_content_edits_even_before_a_mood_word(bank):
+    plan = parse_instruction("replace the sky with a sunset", bank)
+    assert plan.mode == "auto" and any("unsupported content edit" in n for n in plan.notes)
+    assert attrs("sunset vibes", bank) == {"golden_hour": 1.0}
+
+
+def test_every_paraphrase_of_the_evaluation_set_is_read_with_the_right_signs():
+    """Plan level, no images: the matcher's reading moves every expected attribute of every entry
+    of training/eval/paraphrases.yaml the expected way (what lets the models obey)."""
+    from pathlib import Path
+
+    from retouch_training.eval.paraphrases import load_paraphrases, plan_directions, plan_obeys
+
+    paraphrases = load_paraphrases(Path(__file__).resolve().parents[1] / "training" / "eval" / "paraphrases.yaml")
+    wrong = {}
+    for p in paraphrases:
+        directions = plan_directions(parse_instruction(p.text))
+        if not plan_obeys(p, directions):
+            wrong[p.text] = (dict(p.expect), directions)
+    assert not wrong, wrong

@@ -30,3 +30,14 @@ def test_library_use_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md (Library use)", "exec"), namespace)
     assert namespace["retouched"].shape == namespace["image"].shape
     assert (tmp_path / "warm.safetensors").is_file()
+
+
+def test_node_table_lists_every_node():
+    """Every node's display name (from its schema in nodes/comfy_nodes.py) has a row in the table."""
+    source = (ROOT / "nodes" / "comfy_nodes.py").read_text()
+    names = re.findall(r'node_id="InstantRetouch\w+",\s*display_name="([^"]+)"', source)
+    assert len(names) == source.count("io.Schema(")
+    table = (ROOT / "README.md").read_text().split("### Nodes", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| ")]
+    missing = [name for name in names if not any(name in row for row in rows)]
+    assert not missing, missing

@@ -2,14 +2,13 @@
 
 Effects are measured with independent references (scikit-image Lab/HSV, the IEC 61966-2-1 sRGB
 formula in numpy, scipy's PCHIP and Gaussian filter), on real photographs that ship inside the
-scikit-image wheel; Kodak crops from ``/work/shared/data`` are used when present.
+scikit-image wheel; Kodak crops from ``../shared/data`` are used when present.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.ndimage import gaussian_filter
 from skimage import color, data
 
+from retouch_core.apps.shared_data import shared_data
 from retouch_core.language.params import (
     BANDS,
     PARAM_RANGES,
@@ -29,7 +29,7 @@ from retouch_core.language.params import (
 )
 from retouch_core.language.render import CLARITY_SIGMA_FRACTION, band_mix, band_weights, render
 
-KODAK = Path("/work/shared/data/kodak24")
+KODAK = shared_data("kodak24")
 
 
 # ------------------------------------------------------------------------------ helpers

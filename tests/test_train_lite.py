@@ -12,9 +12,12 @@ from skimage import data
 from retouch_core.models import LiteRetouchModel, load_retouch_model
 from retouch_core.models.predictors.lite import HISTOGRAM_BINS, QUANTILES, LiteConfig, tone_statistics
 from retouch_core.language.matcher import parse_instruction
-from retouch_training.train.checkpointing import load_checkpoint, save_checkpoint
 from retouch_training.data.dataset import TripletDataset
-from retouch_training.train.lite import PlanCache, TrainLiteConfig, _batch, export, gamut_penalty, losses, train
+from retouch_training.train.config import load_config
+from retouch_training.train.lite import PlanCache, TrainLiteConfig, _batch, export, losses, train
+from retouch_training.train.losses import out_of_gamut
+from retouch_training.train.runtime import learning_rate
+from retouch_training.train.state import load_train_state, restore_optimizer, save_train_state
 
 CONFIG = TrainLiteConfig(crop_size=64, loss_size=32, batch_size=4, epochs=1, warmup_steps=1, checkpoint_every=2,
                          eval_records=4, lr=2e-3)
@@ -38,7 +41,32 @@ def dataset(tmp_path_factory):
 
 
 def test_gamut_closed_form():
-    assert gamut_penalty(torch.tensor([[[[1.5, -0.5, 0.5, 1.0]]]]).expand(1, 3, 1, 4)).item() == pytest.approx(0.25)
+    image = torch.tensor([[[[1.5, -0.5, 0.5, 1.0]]]]).expand(1, 3, 1, 4)
+    assert out_of_gamut(image, power=1).item() == pytest.approx(0.25)  # train-lite's linear penalty
+    assert out_of_gamut(image).item() == pytest.approx(0.125)  # the distillation's squared one
+
+
+def test_yaml_config_reads_exponent_floats_as_floats(tmp_path):
+    """PyYAML reads ``3e-4`` (no dot) as the string "3e-4"; the one config loader must coerce it,
+    or AdamW would get a string learning rate."""
+    path = tmp_path / "lite.yaml"
+    path.write_text("lr: 3e-4\nweight_decay: 1e-5\nsubsets: [style]\nepochs: 2\n")
+    config = load_config(TrainLiteConfig, path, ["batch_size=4"])
+    assert isinstance(config.lr, float) and config.lr == 3e-4
+    assert isinstance(config.weight_decay, float) and config.weight_decay == 1e-5
+    assert config.subsets == ("style",) and (config.epochs, config.batch_size) == (2, 4)
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(TrainLiteConfig, None, ["learning_rate=1e-3"])
+
+
+def test_learning_rate_schedule_warm_up_then_cosine():
+    peak, warmup, total = 2e-3, 4, 20
+    lrs = [learning_rate(s, peak, warmup, total) for s in range(total + 1)]
+    assert lrs[:warmup] == pytest.approx([peak * (s + 1) / warmup for s in range(warmup)])
+    assert lrs[warmup] == pytest.approx(peak) and lrs[-1] == pytest.approx(0.05 * peak)
+    middle = warmup + (total - warmup) // 2  # cosine: halfway between peak and floor at mid-decay
+    assert lrs[middle] == pytest.approx(peak * (0.05 + 0.95 * 0.5))
+    assert learning_rate(100, peak, warmup) == peak  # no decay_steps: constant after warm-up
 
 
 def test_losses_fall_on_a_fixed_batch(dataset):
@@ -71,11 +99,15 @@ def test_resume_reproduces_the_next_step(dataset, tmp_path):
     model = LiteRetouchModel()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     step(model, optimizer)
-    save_checkpoint(tmp_path, model, optimizer, {"step": 1})
+    save_train_state(tmp_path, 1, models={"model": model.state_dict()}, optimizers={"optimizer": optimizer},
+                     scalars={"epoch": 0})
     expected = step(model, optimizer)
     fresh = LiteRetouchModel()
     fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
-    assert load_checkpoint(tmp_path, fresh, fresh_optimizer) == {"step": 1}
+    saved = load_train_state(tmp_path)
+    fresh.load_state_dict(saved.models["model"])
+    restore_optimizer(fresh_optimizer, saved.optimizers["optimizer"])
+    assert (saved.step, saved.scalars) == (1, {"epoch": 0})
     assert step(fresh, fresh_optimizer) == pytest.approx(expected, abs=1e-6)
 
 

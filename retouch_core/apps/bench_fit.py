@@ -4,7 +4,7 @@
                                      [--limit N] [--resample antialias|nearest] [--json out.json]
 
 For every photo (scikit-image's astronaut and coffee always; the Kodak set too when its folder
-exists: ``--kodak``, else ``$KODAK24_DIR``) and every edit below, the edit is run on the photo
+exists: ``--kodak``, else ``$KODAK24_DIR``, else ``../shared/data/kodak24``) and every edit below, the edit is run on the photo
 shrunk to ``--size`` px on its long side, a 16x16x8 grid is fitted to that pair with the default
 settings of :func:`~retouch_core.engine.fit.fit_grid` (which shrinks the pair to at most 256 x 256 px,
 antialiased unless ``--resample nearest``), and the grid
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import time
@@ -32,18 +31,21 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..engine.fit import RESAMPLE, fit_grid, fit_grid_to_edit
+from ..engine.guide import luminance_guide
+from ..engine.psnr import psnr
+from ..engine.resize import resize_long_side
 from ..engine.slicing import slice_and_apply
+from ..formats.image_files import read_image
+from .shared_data import shared_data
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
-DEFAULT_KODAK = Path("/work/shared/data/kodak24")
+DEFAULT_KODAK = shared_data("kodak24")
 
 _MATRIX = torch.tensor([[1.1, 0.1, -0.05, 0.02], [0.05, 0.9, 0.08, -0.01], [-0.1, 0.05, 1.2, 0.03]])
 _CURVE_X = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
 _CURVE_Y = torch.tensor([0.0, 0.18, 0.5, 0.84, 1.0])
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
 
 # ----------------------------------------------------------------------------- edits
@@ -79,7 +81,7 @@ def white_balance(x: torch.Tensor) -> torch.Tensor:
 
 def saturation(x: torch.Tensor) -> torch.Tensor:
     """Saturation x1.4 around Rec.601 luma, clipped."""
-    y = (x * _LUMA).sum(1, keepdim=True)
+    y = luminance_guide(x)
     return (y + 1.4 * (x - y)).clamp(0, 1)
 
 
@@ -135,10 +137,9 @@ def skimage_photos() -> dict[str, torch.Tensor]:
 
 
 def folder_photos(folder: Path, limit: int | None) -> dict[str, torch.Tensor]:
-    from PIL import Image
-
+    """The folder's PNGs (first ``limit``) as (1, 3, H, W) float32, read by the library's image I/O."""
     paths = sorted(folder.glob("*.png"))[:limit]
-    return {p.stem: _to_tensor(Image.open(p).convert("RGB")) for p in paths}
+    return {p.stem: read_image(p)[0][:, :3] for p in paths}
 
 
 def _to_tensor(array) -> torch.Tensor:
@@ -147,23 +148,10 @@ def _to_tensor(array) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
 
 
-def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(1, 3, H, W) -> long side ``size`` px, antialiased."""
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(image, size=new, mode="bilinear", align_corners=False, antialias=scale < 1)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.double() - b.double()) ** 2).mean())
-    return math.inf if mse == 0 else -10 * math.log10(mse)
-
-
 # ----------------------------------------------------------------------------- benchmark
 def bench_photo(image: torch.Tensor, edit: Edit, size: int, repeats: int, resample: str) -> tuple[float, float, float]:
     """(median fit ms, PSNR of the pair fit, PSNR of the low-res-edit fit) for one photo and edit."""
-    small = resize_long_side(image, size)
+    small = resize_long_side(image, size, enlarge=True)
     with torch.inference_mode():
         edited = edit(small)
         fit_grid(small, edited, resample=resample)  # warm-up
@@ -173,8 +161,8 @@ def bench_photo(image: torch.Tensor, edit: Edit, size: int, repeats: int, resamp
             grid = fit_grid(small, edited, resample=resample)
             times.append(1000 * (time.perf_counter() - start))
         reference = edit(image)
-        from_pair = psnr(slice_and_apply(image, grid), reference)
-        from_low_res = psnr(slice_and_apply(image, fit_grid_to_edit(image, edit)), reference)
+        from_pair = float(psnr(slice_and_apply(image, grid), reference)[0])
+        from_low_res = float(psnr(slice_and_apply(image, fit_grid_to_edit(image, edit)), reference)[0])
         return statistics.median(times), from_pair, from_low_res
 
 

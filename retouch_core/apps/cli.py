@@ -7,30 +7,45 @@
     retouch a.jpg -o a2.jpg -i "cinematic" --save-grid look.safetensors
     retouch b.jpg -o b2.jpg --grid look.safetensors --strength 0.5
     retouch shoot/ -o edited/ -i "brighter"                       # every image of a folder
+    retouch shoot/ -o edited/ -i "brighter" --skip-existing       # resume an interrupted run
+    retouch frames/ -o out/ -i "warmer" --temporal "smoothed + deflicker"   # video frames
 
 The edit is one bilateral grid: an instruction (or none: auto mode) goes to a retouch model,
 which predicts the grid on a low-resolution copy; ``--params`` fits the grid to a renderer
 edit; ``--grid`` loads a saved one. The grid is then applied once at full resolution, and
 the output keeps the input's bit depth, channels (grey, alpha) and colour profile.
 
-Exit status: 0 done, 1 some images of a folder were skipped, 2 usage or input error (one
-line on stderr), 130 interrupted.
+Files written: OUTPUT (and --save-grid) only, never a file the command reads (checked before
+any work, hard links included); a temporary ``.ir*.part`` file beside each output until it is
+complete.
+
+Exit status: 0 done, 1 some images of a folder failed (listed at the end), 2 usage or input
+error (one line on stderr), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+import unicodedata
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from ..engine.blend import MAX_FEATHER
+from ..engine.fit import downsample
 from ..engine.retouch_grid import RetouchGrid
-from ..formats.image_files import DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, read_image, write_image
+from ..engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES, THUMBNAIL_PIXELS, temporal_grid
+from ..formats.image_files import (
+    DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, SUFFIXES, ImageInfo, check_writable, format_for_path, output_bit_depth,
+    read_image, remove_stale_temporaries, write_image,
+)
 from ..language.matcher import Plan
 from ..models import BUILTIN_MODELS, RetouchModel, load_retouch_model
 from ..models.predictors.rule_based import grid_from_params
@@ -39,6 +54,9 @@ from ..language.params import RetouchParams
 DEFAULT_MODEL = next(iter(BUILTIN_MODELS))  # the embedded learned model when the package ships one
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L")
 IMAGE_SUFFIXES = frozenset(s for suffixes in SUFFIXES.values() for s in suffixes)
+GRID_SUFFIX = ".safetensors"
+STRENGTH_RANGE = (-1.0, 3.0)  # as the ComfyUI Grid Strength node: beyond it colours only clip
+ECHO_LIMIT = 300  # characters of a label or instruction printed back
 # Exceptions that mean "bad input", reported as one line; anything else is a bug and keeps
 # its traceback.
 USER_ERRORS = (ValueError, OSError, MemoryError)
@@ -87,18 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--params", metavar="JSON_OR_FILE",
                       help='renderer parameters: a JSON object such as \'{"exposure": 0.5}\' or a .json file')
     edit.add_argument("--grid", type=Path, metavar="G.safetensors", help="apply a saved grid instead of predicting one")
-    parser.add_argument("--strength", type=_number(), default=1.0, metavar="S",
-                        help="0 = input unchanged, 1 = the edit (default), >1 exaggerates")
+    parser.add_argument("--strength", type=_number(*STRENGTH_RANGE), default=1.0, metavar="S",
+                        help="0 = input unchanged, 1 = the edit (default), >1 exaggerates, <0 inverts "
+                        f"({STRENGTH_RANGE[0]:g} to {STRENGTH_RANGE[1]:g})")
     parser.add_argument("--mask", type=Path, metavar="MASK_IMAGE",
                         help="greyscale image of any size: white = edit, black = keep")
-    parser.add_argument("--feather", type=_number(0.0), default=0.0, metavar="PX",
-                        help="soften the mask edge (Gaussian sigma in pixels; default 0)")
+    parser.add_argument("--feather", type=_number(0.0, MAX_FEATHER), default=0.0, metavar="PX",
+                        help=f"soften the mask edge (Gaussian sigma in pixels, 0 to {MAX_FEATHER:g}; default 0)")
     parser.add_argument("--model", metavar="NAME_OR_PATH",
                         help=f"retouch model for instructions and auto mode (default: {DEFAULT_MODEL})")
     parser.add_argument("--save-grid", type=Path, metavar="G.safetensors",
                         help="also save the grid that made the output (a folder when INPUT is one)")
+    parser.add_argument("--temporal", choices=TEMPORAL_MODES, default="per-frame",
+                        help="INPUT is a folder of video frames (in name order): 'key frame' edits all frames "
+                        "like --key-frame, 'smoothed' low-passes the per-frame grids over time, 'smoothed + "
+                        "deflicker' also evens out the brightness (default: per-frame, each image on its own)")
+    parser.add_argument("--temporal-sigma", type=_number(0.0), default=DEFAULT_SIGMA, metavar="FRAMES",
+                        help=f"smoothing: Gaussian sigma in frames (default {DEFAULT_SIGMA:g})")
+    parser.add_argument("--key-frame", type=_number(0, None, int), default=0, metavar="N",
+                        help="'key frame': index of the frame in name order (default 0)")
     parser.add_argument("--quality", type=_number(1, 100, int), default=DEFAULT_QUALITY, metavar="Q",
                         help=f"JPEG/WebP quality 1-100 (default {DEFAULT_QUALITY})")
+    parser.add_argument("--max-pixels", type=_number(1, None, int), default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"refuse images (and masks) larger than N pixels before decoding them (default "
+                        f"{DEFAULT_MAX_PIXELS}, Pillow's limit); raise it only for files you trust")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="folder mode: leave images whose output already exists (resume a run)")
     return parser
 
 
@@ -170,9 +202,9 @@ def join_channels(rgb: torch.Tensor, alpha: torch.Tensor | None, grey: bool) -> 
     return colour if alpha is None else torch.cat([colour, alpha.to(colour.dtype)], dim=1)
 
 
-def load_mask(path: Path) -> torch.Tensor:
+def load_mask(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Mask file -> (1, 1, h, w) in [0, 1]; colour masks count by their grey, their alpha is ignored."""
-    image, _ = read_image(path)
+    image, _ = read_image(path, max_pixels)
     return luma(split_channels(image)[0])
 
 
@@ -196,7 +228,8 @@ def apply_edit(rgb: torch.Tensor, grid: RetouchGrid, recipe: Recipe) -> torch.Te
 
 
 @torch.no_grad()
-def retouch_file(src: Path, dst: Path, recipe: Recipe, quality: int, grid_path: Path | None = None) -> Result:
+def retouch_file(src: Path, dst: Path, recipe: Recipe, quality: int, grid_path: Path | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Result:
     """Read ``src``, edit it, write ``dst`` (and the grid to ``grid_path``); timings per stage."""
     clock = time.perf_counter()
     timings = {}
@@ -207,7 +240,7 @@ def retouch_file(src: Path, dst: Path, recipe: Recipe, quality: int, grid_path: 
         timings[stage] = 1000 * (now - clock)
         clock = now
 
-    image, info = read_image(src)
+    image, info = read_image(src, max_pixels)
     check_writable(dst, info.mode)  # before the slow part
     rgb, alpha = split_channels(image)
     lap("read")
@@ -229,7 +262,7 @@ def describe_recipe(recipe: Recipe, args: argparse.Namespace) -> str | None:
     if recipe.params is not None:
         lines.append(f"params: {recipe.params.to_json()}")
     elif recipe.grid is not None:
-        lines.append(f"grid: {args.grid}" + (f" ({recipe.grid.label})" if recipe.grid.label else ""))
+        lines.append(f"grid: {args.grid}" + (f" ({printable(recipe.grid.label)})" if recipe.grid.label else ""))
     if recipe.strength != 1:
         lines.append(f"strength: {recipe.strength:g}")
     if recipe.mask is not None:
@@ -239,24 +272,32 @@ def describe_recipe(recipe: Recipe, args: argparse.Namespace) -> str | None:
 
 
 def describe_result(src: Path, dst: Path, result: Result) -> str:
-    """One line: what was written and how long each stage took."""
+    """One line: what was written (at the output's bit depth) and how long each stage took."""
     height, width = result.size
-    info = result.info
+    depth = output_bit_depth(dst, result.info)
     stages = ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in result.timings.items())
     total = sum(result.timings.values())
-    return (f"{src.name} -> {dst}: {width}x{height} {info.mode} {info.bit_depth}-bit | edit: {result.grid.label or '?'}"
-            f" | {stages} (total {total:.0f} ms)")
+    return (f"{src.name} -> {dst}: {width}x{height} {result.info.mode} {depth}-bit"
+            f" | edit: {printable(result.grid.label) or '?'} | {stages} (total {total:.0f} ms)")
+
+
+def printable(text: str, limit: int = ECHO_LIMIT) -> str:
+    """Text from files or the command line made safe to echo: control characters (terminal
+    escape sequences) become spaces, and it is cut to ``limit`` characters; newlines are kept."""
+    text = "".join(c if c == "\n" or unicodedata.category(c)[0] != "C" else " " for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------ running
 def check_paths(args: argparse.Namespace) -> None:
-    """Fail before any slow work: missing input, missing output folder, unknown output type."""
+    """Fail before any slow work: missing input, missing output folder, unknown output type,
+    and any output that would overwrite a file the command reads or another of its outputs."""
     if not args.input.exists():
         raise UsageError(f"no such file or folder: {args.input}")
     if args.mask is not None and not args.mask.is_file():
         raise UsageError(f"--mask: no such file: {args.mask}")
     if args.input.is_dir():
-        if args.output.resolve() == args.input.resolve():
+        if same_file(args.output, args.input):
             raise UsageError("OUTPUT is the input folder: choose another folder so the originals are kept")
         for name, folder in (("OUTPUT", args.output), ("--save-grid", args.save_grid)):
             if folder is not None and (folder.is_file() or not folder.parent.is_dir()):
@@ -266,10 +307,45 @@ def check_paths(args: argparse.Namespace) -> None:
     format_for_path(output)
     if not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
-    if output.resolve() == args.input.resolve():
-        raise UsageError("OUTPUT is the input file: write to another file so the original is kept")
-    if args.save_grid is not None and (args.save_grid.is_dir() or not args.save_grid.parent.is_dir()):
-        raise UsageError(f"--save-grid: {args.save_grid} must be a file in an existing folder")
+    check_no_clobber([("OUTPUT", output), ("--save-grid", args.save_grid)], read_files(args))
+    if args.save_grid is not None:
+        if args.save_grid.is_dir() or not args.save_grid.parent.is_dir():
+            raise UsageError(f"--save-grid: {args.save_grid} must be a file in an existing folder")
+        if args.save_grid.suffix.lower() != GRID_SUFFIX:
+            raise UsageError(f"--save-grid: {args.save_grid} must end in {GRID_SUFFIX} (grid files are safetensors)")
+
+
+def read_files(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(option, path) of every file the command reads: no output may replace one."""
+    named = [("INPUT", args.input), ("--mask", args.mask), ("--grid", args.grid)]
+    if args.params is not None and not args.params.lstrip().startswith("{"):
+        named.append(("--params", Path(args.params)))
+    if args.model is not None:
+        named.append(("--model", Path(args.model)))
+    return [(name, path) for name, path in named if path is not None and path.is_file()]
+
+
+def check_no_clobber(outputs: list[tuple[str, Path | None]], inputs: list[tuple[str, Path]]) -> None:
+    """UsageError when an output is an input, or two outputs are one file."""
+    outputs = [(name, path) for name, path in outputs if path is not None]
+    for index, (name, path) in enumerate(outputs):
+        for other, used in inputs + outputs[:index]:
+            if same_file(path, used):
+                role = "reads" if (other, used) in inputs else "also writes"
+                raise UsageError(
+                    f"{name} {path} is the same file as {other} {used}, which this command {role}; "
+                    "nothing was written: choose another output name"
+                )
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """The same path after resolving symlinks and ``..``, or one file under two names (hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
 
 
 def output_path(src: Path, output: Path) -> Path:
@@ -284,7 +360,7 @@ def build_recipe(args: argparse.Namespace) -> Recipe:
     if args.model is not None and (args.grid is not None or args.params is not None):
         raise UsageError("--model predicts from an instruction; it is not used with --grid or --params")
     common = {"strength": args.strength, "feather": args.feather,
-              "mask": load_mask(args.mask) if args.mask is not None else None}
+              "mask": load_mask(args.mask, args.max_pixels) if args.mask is not None else None}
     if args.grid is not None:
         return Recipe(grid=RetouchGrid.load(args.grid), **common)
     if args.params is not None:
@@ -299,9 +375,10 @@ def build_recipe(args: argparse.Namespace) -> Recipe:
 
 def run_single(args: argparse.Namespace, recipe: Recipe) -> int:
     dst = output_path(args.input, args.output)
-    result = retouch_file(args.input, dst, recipe, args.quality, args.save_grid)
+    remove_stale_temporaries(dst.parent)
+    result = retouch_file(args.input, dst, recipe, args.quality, args.save_grid, args.max_pixels)
     if result.plan is not None:
-        print(result.plan.describe())
+        print(printable(result.plan.describe(), limit=4 * ECHO_LIMIT))
     print(describe_result(args.input, dst, result))
     if args.save_grid is not None:
         print(f"grid saved to {args.save_grid}")
@@ -316,43 +393,104 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
-    """Every image of INPUT into OUTPUT under the same name; bad files are reported and skipped."""
+def plan_folder(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
+    """(source, output, grid file or None) for every image of INPUT; refuses before any work
+    when one of them would overwrite a file the command reads or another output."""
     sources = list_images(args.input)
     if not sources:
         raise UsageError(f"no images in {args.input} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    # The full name: a.png and a.jpg must not share a grid file.
+    jobs = [(src, args.output / src.name,
+             args.save_grid / f"{src.name}{GRID_SUFFIX}" if args.save_grid is not None else None) for src in sources]
+    inputs = read_files(args)  # INPUT is a folder, so not among them: its images are added one by one
+    for src, dst, grid_path in jobs:
+        check_no_clobber([("OUTPUT", dst), ("--save-grid", grid_path)], inputs + [("INPUT", src)])
+    return jobs
+
+
+def run_folder(args: argparse.Namespace, recipe: Recipe) -> int:
+    """Every image of INPUT into OUTPUT under the same name. Every file is tried: a failing one
+    is reported, the others are still written, and the failures are listed at the end."""
+    jobs = plan_folder(args)
     args.output.mkdir(exist_ok=True)
+    remove_stale_temporaries(args.output)
     if args.save_grid is not None:
         args.save_grid.mkdir(exist_ok=True)
-    start, skipped, plan_shown = time.perf_counter(), [], False
-    for src in tqdm(sources, desc="retouch", unit="image", file=sys.stderr, disable=None):
-        dst = args.output / src.name
-        # The full name: a.png and a.jpg must not share a grid file.
-        grid_path = args.save_grid / f"{src.name}.safetensors" if args.save_grid is not None else None
+    frame_grids = {}
+    if args.temporal != "per-frame":  # every frame, done or not: the smoothing needs its neighbours
+        frame_grids = temporal_grids([src for src, _, _ in jobs], recipe, args.temporal, args.temporal_sigma,
+                                     args.key_frame, args.max_pixels)
+    if args.skip_existing:
+        done = [job for job in jobs if job[1].exists() and (job[2] is None or job[2].exists())]
+        jobs = [job for job in jobs if job not in done]
+        if done:
+            print(f"{len(done)} images already done in {args.output}: skipped (--skip-existing)")
+    start, failed, plan_shown = time.perf_counter(), [], False
+    for src, dst, grid_path in tqdm(jobs, desc="retouch", unit="image", file=sys.stderr, disable=None):
         try:
-            result = retouch_file(src, dst, recipe, args.quality, grid_path)
-        except USER_ERRORS as err:
-            skipped.append(src.name)
-            tqdm.write(f"skipped {src.name}: {one_line(err)}", file=sys.stderr)
+            frame_recipe = replace(recipe, model=None, grid=frame_grids[src.name]) if frame_grids else recipe
+            result = retouch_file(src, dst, frame_recipe, args.quality, grid_path, args.max_pixels)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            failed.append((src.name, err))
+            tqdm.write(f"failed {src.name}: {describe_error(err)}", file=sys.stderr)
             continue
         if result.plan is not None and not plan_shown:  # the text reads the same for every image
-            tqdm.write(result.plan.describe())
+            tqdm.write(printable(result.plan.describe(), limit=4 * ECHO_LIMIT))
             plan_shown = True
         tqdm.write(describe_result(src, dst, result))
-    written = len(sources) - len(skipped)
-    print(f"{written} of {len(sources)} images written to {args.output} in {time.perf_counter() - start:.1f} s")
-    if skipped:
-        print(f"retouch: {len(skipped)} skipped: {', '.join(skipped)}", file=sys.stderr)
-    return 1 if skipped else 0
+    print(f"{len(jobs) - len(failed)} of {len(jobs)} images written to {args.output} in "
+          f"{time.perf_counter() - start:.1f} s")
+    if failed:
+        lines = "".join(f"\n  {name}: {describe_error(err)}" for name, err in failed)
+        print(f"retouch: {len(failed)} of {len(jobs)} images failed (the others were written):{lines}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a failed file; an unexpected exception type is named (it may be a bug)."""
+    text = one_line(err)
+    return text if isinstance(err, (UsageError, *USER_ERRORS)) else f"{type(err).__name__}: {text}"
+
+
+@torch.no_grad()
+def temporal_grids(
+    sources: list[Path], recipe: Recipe, mode: str, sigma: float, key_frame: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[str, RetouchGrid]:
+    """Frames of a video (a folder, in name order): every frame's grid first, then made
+    consistent over time (:func:`~retouch_core.engine.temporal.temporal_grid`); name -> grid."""
+    if recipe.model is None:
+        raise UsageError("--temporal smooths a model's per-frame predictions: use it with -i or auto mode")
+    if mode == "key frame" and key_frame >= len(sources):
+        raise UsageError(f"--key-frame {key_frame}: the folder has {len(sources)} frames")
+    grids, thumbnails = [], []
+    for src in tqdm(sources, desc="predict", unit="frame", file=sys.stderr, disable=None):
+        rgb = split_channels(read_image(src, max_pixels)[0])[0]
+        grids.append(recipe.model.predict(rgb, recipe.instruction)[0])
+        thumbnail = downsample(rgb, THUMBNAIL_PIXELS)
+        size = thumbnails[0].shape[-2:] if thumbnails else thumbnail.shape[-2:]
+        thumbnails.append(torch.nn.functional.interpolate(thumbnail, size=tuple(size), mode="area"))
+    grid = temporal_grid(RetouchGrid.stack(grids), torch.cat(thumbnails), mode, sigma, key_frame)
+    return {src.name: grid.for_image(t) for t, src in enumerate(sources)}
 
 
 def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
+    text = printable(" ".join(str(err).split()), limit=4 * ECHO_LIMIT) or type(err).__name__
     return text if not isinstance(err, MemoryError) else f"not enough memory ({text})"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a damaged EXIF block dropped, ...) as one line, like errors."""
+    tqdm.write(f"retouch: warning: {one_line(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (see the module docstring)."""
+    with warnings.catch_warnings():  # restores the warning display on return
+        warnings.showwarning = show_warning
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_paths(args)

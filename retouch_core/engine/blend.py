@@ -19,6 +19,11 @@ import torch.nn.functional as F
 from .checks import check_image, join_alpha, split_alpha
 from .slicing import slice_and_apply
 
+# Feather (Gaussian sigma, pixels): below MIN_FEATHER the 3-tap kernel's side weights are under
+# 1e-21, so no pixel changes; MAX_FEATHER is the ComfyUI node's limit, wider than any useful edge.
+MIN_FEATHER = 0.1
+MAX_FEATHER = 256.0
+
 
 def prepare_mask(
     mask: torch.Tensor, batch: int, height: int, width: int, feather: float = 0.0
@@ -49,15 +54,15 @@ def prepare_mask(
         raise ValueError(f"mask must have shape (H, W), (B, H, W) or (B, 1, H, W), got {shape}")
     if mask.shape[0] not in (1, batch):
         raise ValueError(f"mask batch is {mask.shape[0]} but the image batch is {batch}")
-    if not feather >= 0 or not math.isfinite(feather):
-        raise ValueError(f"feather must be a finite number >= 0, got {feather}")
+    if not 0 <= feather <= MAX_FEATHER:
+        raise ValueError(f"feather must be between 0 and {MAX_FEATHER:g} pixels, got {feather}")
     mask = mask.float() if not mask.is_floating_point() else mask
     if not torch.isfinite(mask).all():
         raise ValueError("mask contains NaN or Inf values")
     if mask.shape[-2:] != (height, width):
         shrinking = mask.shape[-2] > height or mask.shape[-1] > width
         mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking)
-    if feather > 0:
+    if feather >= MIN_FEATHER:  # a narrower Gaussian is the identity (and its sigma^2 underflows)
         radius = max(1, math.ceil(3 * feather))
         kernel = min(2 * radius + 1, 2 * ((min(height, width) - 1) // 2) + 1)
         if kernel >= 3:

@@ -24,7 +24,10 @@ the grid at the image centre, would export whatever local edit sits there.
 ----------------
 Adobe/Resolve Cube LUT 1.0: ``TITLE "..."``, ``LUT_3D_SIZE N`` (2..256), optional
 ``DOMAIN_MIN r g b`` / ``DOMAIN_MAX r g b`` (Resolve's ``LUT_3D_INPUT_RANGE min max`` is read too),
-then ``N^3`` lines of ``r g b`` with red varying fastest. ``#`` starts a comment.
+then ``N^3`` lines of ``r g b`` with red varying fastest. ``#`` starts a comment. The reader
+(:func:`parse_cube`) also takes what real files contain: 1D tables (``LUT_1D_SIZE``, up to
+65536), Resolve's 1D shaper + 3D files, video-range flags and unknown keywords (skipped with a
+warning); the writer writes plain 3D files.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
@@ -50,23 +54,40 @@ from .slicing import slice_and_apply
 DEFAULT_LUT_SIZE = 33
 MAX_CUBE_SIZE = 256  # the Cube LUT specification's limit
 DEFAULT_TILE_PIXELS = 1 << 18
-_KEYWORDS = ("TITLE", "LUT_3D_SIZE", "LUT_1D_SIZE", "DOMAIN_MIN", "DOMAIN_MAX", "LUT_3D_INPUT_RANGE", "LUT_1D_INPUT_RANGE")
 
 
 @dataclass(frozen=True)
 class CubeLUT:
-    """A parsed ``.cube`` file.
+    """A parsed ``.cube`` file: an optional 1D table (a shaper) followed by an optional 3D table.
+
+    Applied in this order (see :func:`~retouch_core.engine.lut_interp.apply_cube`): input video
+    range, 1D table on ``[shaper_min, shaper_max]``, 3D table on ``[domain_min, domain_max]``,
+    output video range.
 
     Attributes:
-        lut: (1, 3, N, N, N) indexed [batch, channel, b, g, r].
+        lut: (1, 3, N, N, N) indexed [batch, channel, b, g, r], or None for a 1D-only file.
         title: the TITLE string ("" when absent).
-        domain_min, domain_max: (3,) input colours mapped to the first / last lattice node.
+        domain_min, domain_max: (3,) input colours mapped to the first / last 3D lattice node.
+        shaper: (3, M) per-channel 1D table, or None.
+        shaper_min, shaper_max: (3,) inputs of the 1D table's first / last entry.
+        video_in, video_out: ``LUT_IN_VIDEO_RANGE`` / ``LUT_OUT_VIDEO_RANGE``: the table expects
+            / produces video-range (16..235 of 255) values.
     """
 
-    lut: torch.Tensor
+    lut: torch.Tensor | None
     title: str
     domain_min: tuple[float, float, float]
     domain_max: tuple[float, float, float]
+    shaper: torch.Tensor | None = None
+    shaper_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    shaper_max: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    video_in: bool = False
+    video_out: bool = False
+
+    @property
+    def is_plain_3d(self) -> bool:
+        """A 3D table alone: what :func:`apply_lut` and the .cube writer handle."""
+        return self.lut is not None and self.shaper is None and not (self.video_in or self.video_out)
 
 
 # ----------------------------------------------------------------------------- LUT tensors
@@ -88,8 +109,8 @@ def check_lut(lut, name: str = "lut") -> torch.Tensor:
 
 def identity_lattice(size: int = DEFAULT_LUT_SIZE, device=None, dtype=torch.float32) -> torch.Tensor:
     """Lattice colours (1, 3, N, N, N) indexed [.., c, b, g, r]: the identity LUT."""
-    if not isinstance(size, int) or size < 2:
-        raise ValueError(f"LUT size must be an integer >= 2, got {size!r}")
+    if not isinstance(size, int) or not 2 <= size <= MAX_CUBE_SIZE:  # bounded before allocating N^3
+        raise ValueError(f"LUT size must be an integer from 2 to {MAX_CUBE_SIZE}, got {size!r}")
     axis = torch.linspace(0, 1, size, device=device, dtype=dtype)
     b, g, r = torch.meshgrid(axis, axis, axis, indexing="ij")
     return torch.stack([r, g, b]).unsqueeze(0)
@@ -341,100 +362,136 @@ def write_cube(path, lut: torch.Tensor, **kwargs) -> None:
 
 
 class CubeFormatError(ValueError):
-    """A malformed ``.cube`` file; the message names the line."""
+    """A ``.cube`` file that cannot be interpreted; the message names the line."""
+
+
+class CubeWarning(UserWarning):
+    """Something in a ``.cube`` file was skipped; the message names the line."""
 
 
 def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> CubeLUT:
-    """Parse the text of a 3D ``.cube`` file.
+    """Parse the text of a ``.cube`` file leniently, as real-world files need.
+
+    Accepted: 3D LUTs, 1D LUTs, Resolve's 1D shaper + 3D pair (``LUT_1D_SIZE`` and
+    ``LUT_3D_SIZE`` in one file, the 1D table first), ``LUT_IN_VIDEO_RANGE`` /
+    ``LUT_OUT_VIDEO_RANGE``, values outside the domain, CRLF or CR line ends, a BOM, ``#``
+    comments on any line, an unquoted TITLE and keywords after the data. Unknown keywords are
+    skipped with a :class:`CubeWarning`.
 
     Args:
         text: the file's contents.
-        source: name used in error messages.
-        dtype: dtype of the returned LUT (float64 keeps every printed digit).
+        source: name used in messages.
+        dtype: dtype of the returned tables (float64 keeps every printed digit).
 
     Returns:
-        :class:`CubeLUT` with a (1, 3, N, N, N) LUT.
+        :class:`CubeLUT`.
 
     Raises:
-        CubeFormatError: with ``source:line`` for unknown keywords, wrong value counts,
-            non-numeric or non-finite values, keywords after the data, 1D LUTs, a missing or
-            out-of-range size, or too few / too many data lines.
+        CubeFormatError: with ``source:line``, only for what cannot be interpreted: a data
+            line without exactly 3 numbers, non-finite values, no size keyword, a size out of
+            range or given twice, a keyword with the wrong number of values, too few / too
+            many data lines, or an input range with max <= min.
     """
-    title, size = "", None
-    low, high = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
-    data: list[list[float]] = []
-    last = 0
+    header = _CubeHeader()
+    rows: list[tuple[int, list[float]]] = []
     for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
         where = f"{source}:{number}"
         line = raw.strip()
-        if line.upper().startswith("TITLE"):
-            title = _parse_title(line, where, bool(data))
+        if re.match(r"TITLE\b", line, flags=re.IGNORECASE):
+            header.title = _parse_title(line)
             continue
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
         if re.match(r"[A-Za-z_]", parts[0]) and not _is_number(parts[0]):
-            if data:
-                raise CubeFormatError(f"{where}: keyword {parts[0]!r} after the LUT data; keywords must come first")
-            size = _parse_keyword(parts, where, size, low, high)
+            header.read(parts, where)
             continue
-        if size is None:
-            raise CubeFormatError(f"{where}: LUT data before LUT_3D_SIZE")
         if len(parts) != 3:
             raise CubeFormatError(f"{where}: expected 3 values (r g b), got {len(parts)}: {raw.strip()!r}")
-        values = _floats(parts, where)
-        if len(data) == size**3:
-            raise CubeFormatError(f"{where}: more than LUT_3D_SIZE^3 = {size ** 3} data lines")
-        data.append(values)
-        last = number
-    if size is None:
-        raise CubeFormatError(f"{source}: no LUT_3D_SIZE line; not a 3D .cube file")
-    if len(data) != size**3:
-        raise CubeFormatError(
-            f"{source}:{last}: LUT_3D_SIZE {size} needs {size ** 3} data lines, found {len(data)}"
+        rows.append((number, _floats(parts, where)))
+    return header.build(rows, source, dtype)
+
+
+MAX_CUBE_1D_SIZE = 65536  # Resolve's limit for 1D tables
+_UNIT_RANGE = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+@dataclass
+class _CubeHeader:
+    """The keywords of a ``.cube`` file, collected while reading (they may come in any order)."""
+
+    title: str = ""
+    size_1d: int | None = None
+    size_3d: int | None = None
+    domain: dict | None = None  # DOMAIN_MIN / DOMAIN_MAX (Adobe: the first table's input)
+    range_1d: tuple | None = None  # LUT_1D_INPUT_RANGE (Resolve)
+    range_3d: tuple | None = None  # LUT_3D_INPUT_RANGE (Resolve)
+    video_in: bool = False
+    video_out: bool = False
+
+    def read(self, parts: list[str], where: str) -> None:
+        key = parts[0].upper()
+        if key in ("LUT_IN_VIDEO_RANGE", "LUT_OUT_VIDEO_RANGE"):
+            setattr(self, "video_in" if key == "LUT_IN_VIDEO_RANGE" else "video_out", True)
+        elif key in ("LUT_1D_SIZE", "LUT_3D_SIZE"):
+            attr, limit = ("size_1d", MAX_CUBE_1D_SIZE) if key == "LUT_1D_SIZE" else ("size_3d", MAX_CUBE_SIZE)
+            if getattr(self, attr) is not None:
+                raise CubeFormatError(f"{where}: {key} given twice")
+            if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
+                raise CubeFormatError(f"{where}: expected {key} <integer>, got {' '.join(parts)!r}")
+            size = int(parts[1])
+            if not 2 <= size <= limit:
+                raise CubeFormatError(f"{where}: {key} must be in 2..{limit}, got {size}")
+            setattr(self, attr, size)
+        elif key in ("DOMAIN_MIN", "DOMAIN_MAX"):
+            if len(parts) != 4:
+                raise CubeFormatError(f"{where}: {key} needs 3 values, got {len(parts) - 1}")
+            self.domain = self.domain or {"DOMAIN_MIN": _UNIT_RANGE[0], "DOMAIN_MAX": _UNIT_RANGE[1]}
+            self.domain[key] = tuple(_floats(parts[1:], where))
+        elif key in ("LUT_1D_INPUT_RANGE", "LUT_3D_INPUT_RANGE"):  # one range for all channels
+            if len(parts) != 3:
+                raise CubeFormatError(f"{where}: {key} needs 2 values, got {len(parts) - 1}")
+            low, high = _floats(parts[1:], where)
+            setattr(self, "range_1d" if key == "LUT_1D_INPUT_RANGE" else "range_3d", ((low,) * 3, (high,) * 3))
+        else:
+            warnings.warn(f"{where}: unknown keyword {parts[0]!r} skipped", CubeWarning, stacklevel=3)
+
+    def build(self, rows: list[tuple[int, list[float]]], source: str, dtype) -> CubeLUT:
+        if self.size_1d is None and self.size_3d is None:
+            raise CubeFormatError(f"{source}: no LUT_3D_SIZE or LUT_1D_SIZE line; not a .cube LUT")
+        n1, n3 = self.size_1d or 0, (self.size_3d or 0) ** 3
+        if len(rows) != n1 + n3:
+            sizes = " and ".join(f"{k} {v}" for k, v in (("LUT_1D_SIZE", self.size_1d), ("LUT_3D_SIZE", self.size_3d)) if v)
+            line = rows[n1 + n3][0] if len(rows) > n1 + n3 else (rows[-1][0] if rows else 0)
+            raise CubeFormatError(f"{source}:{line}: {sizes} needs {n1 + n3} data lines, found {len(rows)}")
+        table = torch.tensor([values for _, values in rows], dtype=torch.float64).reshape(-1, 3)
+        domain = (self.domain["DOMAIN_MIN"], self.domain["DOMAIN_MAX"]) if self.domain else None
+        shaper, lut = None, None
+        shaper_range = lut_range = _UNIT_RANGE
+        if n1:
+            shaper = table[:n1].T.to(dtype).contiguous()  # (3, M)
+            shaper_range = self.range_1d or domain or _UNIT_RANGE
+        if n3:
+            size = self.size_3d
+            # rows (b, g, r) with red fastest -> (1, 3, b, g, r)
+            lut = table[n1:].reshape(size, size, size, 3).permute(3, 0, 1, 2).unsqueeze(0).to(dtype).contiguous()
+            # After a shaper the 3D table sees the shaper's output: DOMAIN_* belongs to the shaper.
+            lut_range = self.range_3d or (None if n1 else domain) or _UNIT_RANGE
+        for (low, high), what in ((shaper_range, "1D"), (lut_range, "3D")):
+            if not all(h > l for l, h in zip(low, high)):
+                raise CubeFormatError(f"{source}: {what} input range max {high} must exceed min {low} in every channel")
+        return CubeLUT(
+            lut=lut, title=self.title, domain_min=lut_range[0], domain_max=lut_range[1], shaper=shaper,
+            shaper_min=shaper_range[0], shaper_max=shaper_range[1], video_in=self.video_in, video_out=self.video_out,
         )
-    if not all(h > l for l, h in zip(low, high)):
-        raise CubeFormatError(f"{source}: DOMAIN_MAX {high} must exceed DOMAIN_MIN {low} in every channel")
-    table = torch.tensor(data, dtype=torch.float64).reshape(size, size, size, 3)  # (b, g, r, c)
-    lut = table.permute(3, 0, 1, 2).unsqueeze(0).to(dtype).contiguous()
-    return CubeLUT(lut=lut, title=title, domain_min=tuple(low), domain_max=tuple(high))
 
 
-def _parse_title(line: str, where: str, after_data: bool) -> str:
-    if after_data:
-        raise CubeFormatError(f"{where}: TITLE after the LUT data; keywords must come first")
-    match = re.fullmatch(r'TITLE\s+"([^"]*)"\s*(#.*)?', line, flags=re.IGNORECASE)
-    if match is None:
-        raise CubeFormatError(f'{where}: expected TITLE "text", got {line!r}')
-    return match.group(1)
-
-
-def _parse_keyword(parts: list[str], where: str, size, low: list[float], high: list[float]):
-    """Handle one keyword line; updates ``low``/``high`` in place and returns the LUT size."""
-    key = parts[0].upper()
-    if key not in _KEYWORDS:
-        raise CubeFormatError(f"{where}: unknown keyword {parts[0]!r} (expected one of {', '.join(_KEYWORDS)})")
-    if key in ("LUT_1D_SIZE", "LUT_1D_INPUT_RANGE"):
-        raise CubeFormatError(f"{where}: 1D LUTs are not supported, only 3D (LUT_3D_SIZE)")
-    if key == "LUT_3D_SIZE":
-        if size is not None:
-            raise CubeFormatError(f"{where}: LUT_3D_SIZE given twice")
-        if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
-            raise CubeFormatError(f"{where}: expected LUT_3D_SIZE <integer>, got {' '.join(parts)!r}")
-        size = int(parts[1])
-        if not 2 <= size <= MAX_CUBE_SIZE:
-            raise CubeFormatError(f"{where}: LUT_3D_SIZE must be in 2..{MAX_CUBE_SIZE}, got {size}")
-        return size
-    expected = 2 if key == "LUT_3D_INPUT_RANGE" else 3
-    if len(parts) != expected + 1:
-        raise CubeFormatError(f"{where}: {key} needs {expected} values, got {len(parts) - 1}")
-    values = _floats(parts[1:], where)
-    if key == "LUT_3D_INPUT_RANGE":  # Resolve: one range for all channels
-        low[:], high[:] = [values[0]] * 3, [values[1]] * 3
-    else:
-        (low if key == "DOMAIN_MIN" else high)[:] = values
-    return size
+def _parse_title(line: str) -> str:
+    """TITLE "text" (the specification) or TITLE text (as some exporters write it)."""
+    rest = line[len("TITLE"):].strip()
+    match = re.fullmatch(r'"([^"]*)"\s*(#.*)?', rest)
+    return match.group(1) if match else rest.split("#", 1)[0].strip().strip('"')
 
 
 def _is_number(text: str) -> bool:
@@ -477,6 +534,11 @@ def read_cube(path, *, dtype=torch.float32) -> torch.Tensor:
             and pass its domain to :func:`apply_lut` for those).
     """
     cube = load_cube(path, dtype=dtype)
+    if not cube.is_plain_3d:
+        raise CubeFormatError(
+            f"{path}: has a 1D table or video range flags, not a 3D table alone; use load_cube() and "
+            "lut_interp.apply_cube()"
+        )
     if cube.domain_min != (0.0, 0.0, 0.0) or cube.domain_max != (1.0, 1.0, 1.0):
         raise CubeFormatError(
             f"{path}: domain {cube.domain_min} .. {cube.domain_max} is not [0, 1]; use load_cube() "

@@ -9,11 +9,15 @@ Formats and their decoders:
 ====== =========== ===================================================================
 PNG    8, 16 bit   Pillow for <= 8 bit; pypng for 16 bit (Pillow's RGB modes are 8-bit
                    only and silently drop the low byte)
-TIFF   8, 16 bit   tifffile (first page; grey, RGB, optional alpha)
+TIFF   8, 16 bit   tifffile (one page, previews aside; grey, RGB, optional alpha)
 JPEG   8 bit       Pillow
 WebP   8 bit       Pillow
 BMP    8 bit       Pillow
 ====== =========== ===================================================================
+
+Every reader refuses a file whose header claims more than ``max_pixels`` pixels before decoding
+it (default: Pillow's own limit), and animations / multi-page files, which could only be edited
+one frame at a time.
 
 Metadata: the ICC profile is kept in every format that can hold one (the pixels stay in the
 input's colour space, so its profile still describes them); EXIF is kept for JPEG, PNG and
@@ -27,6 +31,11 @@ import contextlib
 import io
 import logging
 import os
+import re
+import secrets
+import struct
+import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +64,13 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
 BIT_DEPTHS: dict[str, tuple[int, ...]] = {"PNG": (8, 16), "TIFF": (8, 16), "JPEG": (8,), "WEBP": (8,), "BMP": (8,)}
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channel count -> Pillow-style mode name
 DEFAULT_QUALITY = 95
+#: Largest image (width x height) any reader decodes unless told otherwise: Pillow's own
+#: decompression-bomb threshold, so a small file claiming a huge size is refused before decoding.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# Temporary files of write_image: ".ir<pid>-<token>.part", short so that any valid output
+# name still works; the pid tells a stale one (its writer is gone) from one being written.
+STALE_AGE_S = 24 * 3600  # where no process can be asked (Windows), a day-old temporary is stale
+_PART_PATTERN = re.compile(r"^\.ir(\d+)-[0-9a-f]+\.part$|^\..+\.(\d+)\.part$")  # 2nd: older releases
 
 # Cameras and phones write JPEGs with extra frames (multi-picture format); the first frame is
 # the photo.
@@ -66,11 +82,15 @@ _PILLOW_MODES = {"1": "L", "L": "L", "LA": "LA", "La": "LA", "P": "RGB", "PA": "
 
 
 _DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, png.Error,
-                   Image.DecompressionBombError)
+                   struct.error, UnicodeDecodeError, Image.DecompressionBombError)
 
 
 class ImageFormatError(ValueError):
     """The file is not an image this module can read or write."""
+
+
+class ImageTooLargeError(ImageFormatError):
+    """The file claims more pixels than the reader's limit (refused before decoding)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +115,12 @@ class ImageInfo:
 
 
 # ----------------------------------------------------------------------------------- reading
-def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, ImageInfo]:
     """Read an image file upright, at its own bit depth.
 
     Args:
         path: a PNG, JPEG, TIFF, WebP or BMP file; the format is detected from the content.
+        max_pixels: largest width x height decoded; checked from the header, before decoding.
 
     Returns:
         (1, C, H, W) float32 tensor in [0, 1], C = 1 (grey), 2 (grey + alpha), 3 or 4 (RGBA),
@@ -107,7 +128,9 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
 
     Raises:
         FileNotFoundError: no such file.
-        ImageFormatError: not an image, a damaged one, or a format/layout not supported.
+        ImageFormatError: not an image, a damaged one, a format/layout not supported, or an
+            animation / multi-page file (only its first frame could be edited).
+        ImageTooLargeError: more than ``max_pixels`` pixels.
 
     Example:
         >>> import tempfile
@@ -126,9 +149,9 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
         header = f.read(32)
     try:
         if header.startswith(TIFF_SIGNATURES):
-            array, info = _read_tiff(path, header)
+            array, info = _read_tiff(path, header, max_pixels)
         else:
-            array, info = _read_with_pillow(path, header)
+            array, info = _read_with_pillow(path, header, max_pixels)
     except ImageFormatError:
         raise
     except _DECODER_ERRORS as err:
@@ -138,16 +161,46 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     return _to_tensor(array), info
 
 
-def _read_with_pillow(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]:
+def check_pixel_count(path, width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """ImageTooLargeError when a ``width`` x ``height`` image exceeds ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
+            f"{max_pixels / 1e6:.1f}; raise the limit (retouch --max-pixels) only for files you trust"
+        )
+
+
+@contextlib.contextmanager
+def _no_pillow_pixel_limit():
+    """Pillow's bomb check (a module global) is replaced by :func:`check_pixel_count`, which runs
+    right after ``Image.open`` has read the header and before any pixel is decoded."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _read_with_pillow(path: Path, header: bytes, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
     """PNG, JPEG, WebP, BMP -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
     try:
-        image = Image.open(path)
+        with _no_pillow_pixel_limit():
+            image = Image.open(path)
     except UnidentifiedImageError as err:
         raise ImageFormatError(f"{path}: not an image file in a supported format ({', '.join(SUFFIXES)})") from err
     with image:
         fmt = _PILLOW_FORMATS.get(image.format, image.format)
         if fmt not in BIT_DEPTHS:
             raise ImageFormatError(f"{path}: {image.format} images are not supported ({', '.join(SUFFIXES)} are)")
+        check_pixel_count(path, *image.size, max_pixels)
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1 and fmt != "JPEG":  # a JPEG's extra frames (MPO) are previews of the photo
+            raise ImageFormatError(
+                f"{path}: this {image.format} holds {frames} frames (an animation or several pages); only "
+                "single images are supported, and editing the first frame alone would lose the others. "
+                "Extract the frames into separate files first"
+            )
         if fmt == "PNG" and _png_bit_depth(header) == 16:
             array = _read_png16(path)
             mode = MODES[array.shape[-1]]
@@ -161,10 +214,25 @@ def _read_with_pillow(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]
             bit_depth=16 if array.dtype == np.uint16 else 8,
             mode=mode,
             icc_profile=image.info.get("icc_profile") or None,
-            exif=image.info.get("exif") or None,
+            exif=_readable_exif(image.info.get("exif"), path),
             orientation=_valid_orientation(exif.get(ORIENTATION_TAG, 1)),
         )
     return array, info
+
+
+def _readable_exif(raw: bytes | None, path: Path) -> bytes | None:
+    """The EXIF block if Pillow can parse it again on write; a damaged one is dropped with a
+    warning (the photo is fine, only its metadata cannot be carried over)."""
+    if not raw:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about every damaged entry it skips
+            Image.Exif().load(raw)
+    except _DECODER_ERRORS as err:
+        warnings.warn(f"{path}: damaged EXIF block not carried over ({err})", stacklevel=3)
+        return None
+    return raw
 
 
 def _png_bit_depth(header: bytes) -> int:
@@ -198,19 +266,21 @@ def _pillow_pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, str]:
     return (array[..., None] if array.ndim == 2 else array), mode
 
 
-def _read_tiff(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]:
-    """First page of a TIFF -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
+def _read_tiff(path: Path, header: bytes, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+    """A single-image TIFF -> (H, W, C) uint8/uint16 array (not yet oriented) and info."""
     with _quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
         if not len(tif.pages):
             raise ImageFormatError(f"{path}: damaged TIFF (no readable image in it)")
         page = tif.pages[0]
+        check_pixel_count(path, page.imagewidth, page.imagelength, max_pixels)
+        _refuse_multi_page(path, tif)
         try:
             array = page.asarray()
         except ValueError as err:
             # Without the optional imagecodecs package tifffile cannot decode LZW or JPEG
             # compression, common in TIFFs from photo editors. Pillow can, but at 8 bit only.
             if page.bitspersample <= 8:
-                return _read_with_pillow(path, header)
+                return _read_with_pillow(path, header, max_pixels)
             hint = "; pip install imagecodecs to read it" if "imagecodecs" in str(err) else ""
             raise ImageFormatError(f"{path}: cannot decode this {page.bitspersample}-bit TIFF ({err}){hint}") from err
         axes, photometric = page.axes, page.photometric
@@ -243,6 +313,16 @@ def _read_tiff(path: Path, header: bytes) -> tuple[np.ndarray, ImageInfo]:
         orientation=_valid_orientation(orientation),
     )
     return array, info
+
+
+def _refuse_multi_page(path: Path, tif: tifffile.TiffFile) -> None:
+    """ImageFormatError for several full-size pages; reduced-resolution pages (previews) are fine."""
+    pages = sum(1 for page in tif.pages if not int(getattr(page, "subfiletype", 0) or 0) & 1)
+    if pages > 1:
+        raise ImageFormatError(
+            f"{path}: this TIFF holds {pages} pages; only single-image TIFFs are supported, and editing the "
+            "first page alone would lose the others. Split the pages into separate files first"
+        )
 
 
 @contextlib.contextmanager
@@ -357,7 +437,7 @@ def write_image(
     array = _quantise(tensor, depth)
     icc = info.icc_profile if info is not None else None
     exif = _upright_exif(info.exif) if info is not None and info.exif else None
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    temporary = path.with_name(f".ir{os.getpid()}-{secrets.token_hex(4)}.part")
     try:
         if fmt == "TIFF":
             _write_tiff(temporary, array, icc)
@@ -368,6 +448,39 @@ def write_image(
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the ``.part`` files :func:`write_image` left in ``folder`` when its process was
+    killed (SIGKILL, power loss); those of running processes are kept. Returns the deleted paths."""
+    removed = []
+    for entry in Path(folder).iterdir():
+        match = _PART_PATTERN.match(entry.name)
+        if match and entry.is_file() and _is_stale(entry, int(match.group(1) or match.group(2))):
+            with contextlib.suppress(OSError):  # another run may have removed it first
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+def _is_stale(part: Path, pid: int) -> bool:
+    """Whether the writer of ``part`` is gone."""
+    if pid == os.getpid():
+        return False
+    if os.name == "nt":  # os.kill would terminate the process there: go by age instead
+        return time.time() - part.stat().st_mtime > STALE_AGE_S
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):
+        return True
+    except PermissionError:  # it exists, owned by another user
+        return False
+    return False
+
+
+def output_bit_depth(path: str | Path, info: ImageInfo | None) -> int:
+    """Bits per channel :func:`write_image` writes to ``path`` for a source like ``info``."""
+    return _output_bit_depth(format_for_path(path), info, None)
 
 
 def _output_bit_depth(fmt: str, info: ImageInfo | None, bit_depth: int | None) -> int:

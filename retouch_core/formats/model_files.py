@@ -12,8 +12,6 @@ The helpers here rebuild diffusers / transformers components from those configs.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -21,33 +19,40 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
+
+
+def open_safetensors(path: str | Path):
+    """``safe_open(path)`` after checking the file: its header is parsed here, so a missing file
+    raises FileNotFoundError and a file that is not safetensors ValueError, both naming the path.
+    Use as a context manager: ``with open_safetensors(p) as f: f.metadata()``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        return safe_open(str(path), framework="pt")
+    except Exception as err:  # safetensors raises several types for corrupt headers
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata of a safetensors file ({} when it has none). Reads the header only."""
-    with safe_open(str(path), framework="pt") as f:
+    with open_safetensors(path) as f:
         return dict(f.metadata() or {})
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a safetensors file, on CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as err:  # safetensors raises several types for corrupt headers
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    with open_safetensors(path) as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def write_model_file(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:
-    """Write atomically (temporary file in the same folder, then ``os.replace``).
+    """Write atomically (:func:`~.atomic.atomic_write`).
 
     Tensors are moved to CPU and made contiguous; tensors sharing storage are copied, which
     safetensors requires.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
     clean = {}
     for key, value in tensors.items():
@@ -57,15 +62,74 @@ def write_model_file(path: str | Path, tensors: Mapping[str, torch.Tensor], meta
             value = value.clone()
         seen.add(ptr)
         clean[key] = value
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    return atomic_write(path, lambda tmp: save_file(clean, str(tmp), metadata=dict(metadata)))
+
+
+# A model file's JSON config is data from the file: bounded before anything is built from it.
+MAX_CONFIG_INT = 1 << 20  # vocabularies, channels, timesteps: all far below
+MAX_CONFIG_LIST = 4096  # a scheduler's trained_betas list is the longest legitimate one
+MAX_CONFIG_DEPTH = 16
+# Keys that multiply modules: a small number here builds a huge model.
+MAX_REPEATS = {"layers_per_block": 32, "num_hidden_layers": 128, "transformer_layers_per_block": 32, "num_blocks": 64}
+# Keys with which transformers / diffusers configs name Python code to import.
+CODE_KEYS = ("auto_map", "custom_pipeline", "trust_remote_code")
+
+
+def check_config(value, where: str, _depth: int = 0, _key: str = "") -> None:
+    """ValueError when a model config from a file holds numbers or lists too large to build
+    from, or names code to import (:data:`CODE_KEYS`); ``where`` names the file in messages."""
+    if _depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{where}: the model config is nested more than {MAX_CONFIG_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in CODE_KEYS:
+                raise ValueError(f"{where}: the model config names code to import ({key}); model files never run code")
+            check_config(item, where, _depth + 1, str(key))
+    elif isinstance(value, list):
+        if len(value) > MAX_CONFIG_LIST:
+            raise ValueError(f"{where}: config entry {_key!r} has {len(value)} items (at most {MAX_CONFIG_LIST})")
+        for item in value:
+            check_config(item, where, _depth + 1, _key)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        limit = MAX_REPEATS.get(_key, MAX_CONFIG_INT)
+        if isinstance(value, int) and abs(value) > limit:
+            raise ValueError(f"{where}: config entry {_key!r} = {value} is out of range (at most {limit})")
+
+
+def parse_config(text, where: str) -> dict:
+    """A JSON config string from a model file's metadata, as a checked dict (:func:`check_config`)."""
     try:
-        save_file(clean, tmp, metadata=dict(metadata))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        config = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError(f"{where}: the model config is not valid JSON") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: the model config must be a JSON object, got {type(config).__name__}")
+    check_config(config, where)
+    return config
+
+
+def check_bounds(values: Mapping, bounds: Mapping[str, tuple[int, int]], where: str) -> None:
+    """ValueError unless every ``values[key]`` present for a key of ``bounds`` is an integer in
+    ``[low, high]``; the message names ``where`` and the entry."""
+    for key, (low, high) in bounds.items():
+        value = values.get(key, low)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{where}: {key} must be an integer from {low} to {high}, got {value!r}")
+
+
+def check_shapes(module: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str, allow_missing=()) -> None:
+    """ValueError unless ``state`` has exactly ``module``'s tensors and shapes (``allow_missing``
+    prefixes may be absent). Build ``module`` on the meta device to check an architecture against
+    a file's weights before allocating it."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items() if not k.startswith(tuple(allow_missing))}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected) - set(module.state_dict()))
+    wrong = [f"{k} {got[k]} (needs {expected[k]})" for k in sorted(set(expected) & set(got)) if got[k] != expected[k]]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{name}: weights do not fit the architecture in the file's config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]})"
+        )
 
 
 def prefixed(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

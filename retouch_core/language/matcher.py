@@ -153,7 +153,7 @@ _STOP_WORDS = frozenset(
     with from by into onto as so just can could would should will want wanted like need needs overall
     whole everything some get gets let lets there here all any fix adjust tweak set apply go bring
     dial knock pull take try have has had thing things maybe perhaps ok okay thanks thank hey hi even
-    again still if possible than s t back
+    again still if possible than s t back seems seem appears appear towards toward
     le la les un une des du de il est vous plait svp rends
     der die das den dem ein eine einen einem es bitte bild foto mach mache machen mit
     el los las una uno por favor con imagen hazla haz hacer lo que
@@ -182,10 +182,29 @@ _NOUNS: Mapping[str, tuple[str, int]] = MappingProxyType(
         **{w: ("warmth", 1) for w in ("warmth", "temperature", "chaleur", "warme", "calidez")},
         "fade": ("fade", 1),
         "punch": ("punchy", 1),
-        **{w: ("greener_foliage", 1) for w in ("greens", "green", "foliage", "grass", "vegetation")},
+        **{w: ("greener_foliage", 1) for w in ("greens", "foliage", "grass", "vegetation")},
         "blues": ("bluer_sky", 1),
         **{w: ("richer_reds", 1) for w in ("reds", "red")},
         "magenta": ("tint_magenta", 1),
+    }
+)
+
+# Plain English words for bank attributes that are not CLIP-facing synonyms: colour-cast names ("too
+# yellow", "looks green": a cast, not the foliage), verbs ("underexpose", "flatten") and moods.
+_PLAIN_HEADS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(("yellow", "orange", "amber"), "warmth"),
+        **dict.fromkeys(("blue", "icy blue"), "coolness"),
+        **dict.fromkeys(("green",), "tint_green"),
+        **dict.fromkeys(("underexpose", "under expose", "under exposed"), "darkness"),
+        **dict.fromkeys(("overexpose", "over expose"), "brightness"),
+        **dict.fromkeys(("flatten",), "low_contrast"),
+        **dict.fromkeys(("harsh", "harsher"), "contrast"),
+        **dict.fromkeys(("wash out", "washed out colors", "lifeless", "drab", "gray", "grayish",
+                         "colorless"), "desaturation"),
+        **dict.fromkeys(("sunset", "sundown"), "golden_hour"),
+        **dict.fromkeys(("candlelight", "candle light", "candlelit"), "cozy"),
+        **dict.fromkeys(("moonlit", "moonlight", "night", "nighttime"), "low_key"),
     }
 )
 
@@ -253,8 +272,10 @@ _WORD_TABLE: Mapping[str, _Word] = MappingProxyType(
         # head follows ("add warmth", "remove the green cast").
         **_words("content", "add", 1, amount=True),
         **_words("content", "remove|rid|cut|kill|eliminate", -1, amount=True),
-        **_words("content", "erase|delete|replace|insert|put|draw|swap|paint|inpaint|outpaint|generate|"
-                 "give|turn|change|wear|hold|move|place"),
+        # Object verbs always edit content ("replace the sky with a sunset"); the others only when no
+        # colour or tone head follows ("give it a golden glow", "turn it black and white").
+        **_words("object", "erase|delete|replace|insert|put|draw|swap|paint|inpaint|outpaint|generate"),
+        **_words("content", "give|turn|change|wear|hold|move|place"),
         **_words("keep", "keep|preserve|protect|maintain|retain|leave|unchanged|not touch|not change"),
         **_words("spatial", "sharpen|sharper|sharpness|sharp|blur|blurry|blurred|bokeh|denoise|noise|"
                  "noisy|grain|grainy|vignette|vignetting|crop|rotate|straighten|resize|upscale|flip|"
@@ -280,7 +301,10 @@ _CONTRACTIONS = (
     (re.compile(r"\bdon'?t\b"), "do not"),
     (re.compile(r"\bain't\b"), "is not"),
     (re.compile(r"n't\b"), " not"),
-    (re.compile(r"'(?:s|re|ll|d|ve|m)\b"), " "),
+    # "it's dull", "they're too strong": the copula marks a description of the photo (see _describes_state)
+    (re.compile(r"'s\b"), " is"),
+    (re.compile(r"'re\b"), " are"),
+    (re.compile(r"'(?:ll|d|ve|m)\b"), " "),
     # French elision: l'image, d'exposition, qu'il
     (re.compile(r"\b(?:l|d|j|c|m|n|s|t|qu)'(?=\w)"), ""),
 )
@@ -512,7 +536,7 @@ def _build_lexicon(bank: AttributeBank) -> _Lexicon:
             add(name.replace("_", " "), head)
         for synonym in attribute.synonyms:
             add(synonym, head)
-    for phrase, name in _FOREIGN_HEADS.items():
+    for phrase, name in {**_PLAIN_HEADS, **_FOREIGN_HEADS}.items():
         if name in bank:
             add(phrase, _Head(*bank.canonical(name)))
 
@@ -567,6 +591,7 @@ class _Mods:
     neg: bool = False
     too: bool = False
     soften: bool = False
+    state: bool = False  # "it looks flat": the head describes the photo as it is, not the wish
     words: list[str] = field(default_factory=list)
 
     def add(self, word: _Word, text: str) -> None:
@@ -597,13 +622,23 @@ class _Mention:
         if head.noun and mods.dir_amount:
             direction *= head.amount_sign
         value = head.sign * direction * mods.intensity
-        if mods.neg:  # "not (too) bright": a gentle push away
+        if mods.neg and mods.state:  # "it isn't bright enough": make it so
+            pass
+        elif mods.neg:  # "not (too) bright": a gentle push away
             value = -value * NEGATION_SCALE
-        elif mods.too:  # "too bright": the opposite
+        elif mods.too or mods.state:  # "too bright", "it looks flat": the opposite
             value = -value
         if mods.soften:
             value *= SOFTEN_SCALE
         return value
+
+
+# A clause with a copula and no request word describes the photo ("the colours look dull", "there's a
+# magenta cast"); a request word makes it a wish ("make it feel like winter", "I want it to look dull").
+_COPULAS = frozenset("is are was were look looks seem seems feel feels appear appears".split())
+_REQUEST_WORDS = frozenset("make makes making let lets want wanted need needs should could would can give "
+                           "turn get keep like".split())
+_CLAUSE_ENDS = frozenset({",", "but", "then", "however", "though", "while"})
 
 
 class _Reader:
@@ -626,7 +661,9 @@ class _Reader:
         self._end_clause()
         for mention in self.mentions:
             if mention.head.noun and mention.mods.dir_sign == 0 and not mention.inherited:
-                self.notes.append(f"'{mention.text}' has no direction; read as '{mention.text} up'")
+                # Name the direction applied: "no contrast" and "too much contrast" go down.
+                way = "up" if mention.value() * mention.head.sign >= 0 else "down"
+                self.notes.append(f"'{mention.text}' has no direction; read as '{mention.text} {way}'")
 
     def _step(self, i: int) -> int:
         item = self.items[i]
@@ -648,15 +685,16 @@ class _Reader:
             if self.mentions:
                 last = self.mentions[-1].mods
                 self.pending.neg, self.pending.too = last.neg, last.too
-        elif kind == "content":
-            if self._head_ahead(i):
+        elif kind in ("content", "object"):
+            if kind == "content" and self._head_ahead(i):
                 if word.value:
                     self.pending.add(word, item.text)  # "add warmth", "remove the green cast"
             elif not self._kind_ahead(i, "spatial"):  # "add a vignette" is reported as spatial
                 return self._consume_clause(i, "unsupported content edit: '{}' "
                                                "(this tool only edits colour and tone)")
         elif kind == "keep":
-            return self._consume_clause(i, "'{}': left unchanged (no edit requested)")
+            if not self.pending.neg:  # "don't leave it this dark" asks for a change
+                return self._consume_clause(i, "'{}': left unchanged (no edit requested)")
         elif kind == "spatial":
             self.pending = _Mods()
             self.notes.append(f"'{item.text}' is a spatial edit and is not supported (colour and "
@@ -691,8 +729,22 @@ class _Reader:
         following = self._clause_items(i)
         return bool(following) and following[0].head is not None and following[0].head.noun
 
+    def _describes_state(self, item: _Item) -> bool:
+        """True when ``item`` describes the photo as it is ("it looks flat", "the photo is
+        underexposed"): a copula and no request word earlier in its clause. Comparatives ask for a
+        change even after a copula ("it could look warmer")."""
+        if item.text.split()[-1].endswith("er"):
+            return False
+        clause = []
+        for token in reversed(self.tokens[:item.start]):
+            if token in _CLAUSE_ENDS:
+                break
+            clause.append(token)
+        return not _REQUEST_WORDS.intersection(clause) and bool(_COPULAS.intersection(clause))
+
     def _mention(self, item: _Item) -> None:
         mods, self.pending = self.pending, _Mods()
+        mods.state = mods.dir_sign == 0 and self._describes_state(item)
         mention = _Mention(item.head, item.text, mods)
         previous = self.mentions[-1] if self.mentions else None
         bare = mods.dir_sign == 0 and not mods.words
@@ -722,6 +774,8 @@ class _Reader:
         if pending.neg or pending.soften:  # "but not too much", "don't overdo it"
             target.mods.soften = True
             return
+        if pending.too:  # "the colours are too strong"
+            target.mods.too = True
         if pending.dir_sign and target.head.noun and target.mods.dir_sign == 0:
             target.mods.dir_sign, target.mods.dir_amount = pending.dir_sign, pending.dir_amount
         target.mods.intensity *= pending.intensity

@@ -362,6 +362,8 @@ class RetouchParams:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"RetouchParams.from_json: not valid JSON ({exc})") from exc
+        except RecursionError:  # the json module recurses once per nesting level
+            raise ValueError("RetouchParams.from_json: JSON nested too deeply") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> "RetouchParams":

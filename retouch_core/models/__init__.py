@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors import safe_open
-
+from ..formats.model_files import read_metadata
 from .base import RetouchModel, low_res_copy
 from .predictors.lite import FORMAT as LITE_FORMAT
 from .predictors.lite import LiteRetouchModel
@@ -41,11 +40,7 @@ FILE_FORMATS = {LITE_FORMAT: LiteRetouchModel.load, STUDENT_FORMAT: _load_bilate
 
 def model_format(path: Path) -> str | None:
     """The ``format`` metadata of a safetensors file (None when absent)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("format")
-    except Exception as err:  # safetensors raises several types for corrupt headers
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    return read_metadata(path).get("format")
 
 
 def load_retouch_model(name_or_path: str | Path) -> RetouchModel:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
-import torch.nn.functional as F
 
+from ..engine.checks import check_image
+from ..engine.resize import resize_long_side
 from ..engine.retouch_grid import RetouchGrid
 from ..language.matcher import Plan, parse_instruction
 
@@ -15,12 +16,9 @@ DEFAULT_LOW_RES = 256
 
 def low_res_copy(image: torch.Tensor, long_side: int = DEFAULT_LOW_RES) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, h, w) with max(h, w) <= long_side, antialiased; the same tensor if small."""
-    height, width = image.shape[-2:]
-    scale = long_side / max(height, width)
-    if scale >= 1:
+    if max(image.shape[-2:]) <= long_side:
         return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return resize_long_side(image, long_side).clamp(0, 1)
 
 
 class RetouchModel(ABC):
@@ -51,9 +49,16 @@ class RetouchModel(ABC):
         """
 
     def predict(self, image: torch.Tensor, instruction: str) -> tuple[RetouchGrid, Plan]:
-        """Parse ``instruction`` and predict a grid for a (1, 3, H, W) image."""
-        if image.dim() != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+        """Parse ``instruction`` and predict a grid for a (1, 3, H, W) float image in [0, 1].
+
+        Every public way into a model (this, ``__call__``, the nodes, the CLI) passes here, so
+        this is the one input check: TypeError for integer images, ValueError for other shapes.
+        """
+        check_image(image)
+        if image.shape[0] != 1 or image.shape[1] != 3:
             raise ValueError(f"predict takes one RGB image (1, 3, H, W), got {tuple(image.shape)}")
+        if not isinstance(instruction, str):
+            raise TypeError(f"the instruction must be text, got {type(instruction).__name__}")
         plan = parse_instruction(instruction)
         return self.predict_grid(image, plan), plan
 

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-__all__ = ["TripletDataset", "read_manifest", "resize_crop"]
+from retouch_core.engine.resize import resize
+
+from .images import read_rgb
+from .manifest import read_manifest
+
+__all__ = ["TripletDataset", "resize_crop"]
 
 SPLITS = ("train", "heldout", "all")
-
-
-def read_manifest(root: str | Path) -> list[dict[str, Any]]:
-    """Records of ``root/manifest.jsonl`` in file (canonical) order."""
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `retouch-train make-dataset --out {root}` first")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class TripletDataset(torch.utils.data.Dataset):
@@ -60,8 +55,7 @@ class TripletDataset(torch.utils.data.Dataset):
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         self.root = Path(root)
-        self.records = [r for r in read_manifest(root)
-                        if (split == "all" or r["split"] == split) and (subsets is None or r["subset"] in subsets)]
+        self.records = read_manifest(root, split, subsets)
         if zoom < 1:
             raise ValueError(f"zoom must be >= 1, got {zoom}")
         self.size, self.crop, self.auto_instruction, self.seed, self.zoom = size, crop, auto_instruction, seed, zoom
@@ -74,43 +68,36 @@ class TripletDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _load(self, relative: str) -> Image.Image:
-        with Image.open(self.root / relative) as image:
-            return image.convert("RGB")
-
-    def _resize_crop(self, images: list[Image.Image], rng: np.random.Generator) -> list[Image.Image]:
+    def _resize_crop(self, images: list[torch.Tensor], rng: np.random.Generator) -> list[torch.Tensor]:
+        """(1, 3, H, W) images -> (3, size, size): short side resized to ``size``, the same crop of each."""
         if self.size is None:
-            return images
+            return [im[0] for im in images]
         return resize_crop(images, self.size, rng, random=self.crop == "random", zoom=self.zoom)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        source, target = self._resize_crop([self._load(record["input"]), self._load(record["target"])], rng)
+        source, target = self._resize_crop([read_rgb(self.root / record[key]) for key in ("input", "target")], rng)
         instruction = record["instruction"]
         if record["subset"] == "auto" and record.get("restore_instruction") and rng.random() < self.auto_instruction:
             instruction = record["restore_instruction"]
-        return {"input": _to_tensor(source), "target": _to_tensor(target), "instruction": instruction,
+        return {"input": source, "target": target, "instruction": instruction,
                 "subset": record["subset"], "id": record["id"]}
 
 
-def resize_crop(images: list[Image.Image], size: int, rng: np.random.Generator, random: bool = True,
-                zoom: float = 1.0) -> list[Image.Image]:
-    """The same ``size`` x ``size`` crop of same-size images: short side resized to ``size`` (times
-    U(1, ``zoom``) for random crops), then a random (or centre) window."""
-    width, height = images[0].size
+def resize_crop(images: list[torch.Tensor], size: int, rng: np.random.Generator, random: bool = True,
+                zoom: float = 1.0) -> list[torch.Tensor]:
+    """The same ``size`` x ``size`` crop of same-size (1, 3, H, W) images -> (3, size, size) each:
+    short side resized to ``size`` (times U(1, ``zoom``) for random crops), then a random (or
+    centre) window."""
+    height, width = images[0].shape[-2:]
     scale = size / min(width, height)
     if random and zoom > 1:
         scale *= float(rng.uniform(1.0, zoom))
-    new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    images = [im.resize(new, Image.Resampling.BICUBIC) for im in images]
+    new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    images = [resize(im, new).clamp(0.0, 1.0) for im in images]
     if random:
-        left, top = int(rng.integers(new[0] - size + 1)), int(rng.integers(new[1] - size + 1))
+        top, left = int(rng.integers(new[0] - size + 1)), int(rng.integers(new[1] - size + 1))
     else:
-        left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    return [im.crop((left, top, left + size, top + size)) for im in images]
-
-
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> (3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
+        top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return [im[0, :, top : top + size, left : left + size].contiguous() for im in images]

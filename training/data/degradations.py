@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from retouch_core.engine.psnr import psnr, psnr_from_mse
 from retouch_core.language.params import BANDS, PARAM_RANGES
 from retouch_core.language.render import BAND_CENTRES_DEG, render
 
@@ -43,13 +43,14 @@ __all__ = [
     "FitResult",
     "Step",
     "apply_steps",
-    "downsample",
+    "capped_psnr",
     "fit_inverse",
     "nearest_band",
-    "psnr",
     "render_masks",
     "sample_degradation",
 ]
+
+PSNR_CAP = 100.0  # dB: a perfect round trip would be infinite, which the manifest's JSON cannot hold
 
 
 @dataclass(frozen=True)
@@ -241,20 +242,9 @@ def apply_steps(
     return image
 
 
-def downsample(image: torch.Tensor, long_side: int) -> torch.Tensor:
-    """Area-average (B, C, H, W) so the long side is at most ``long_side``."""
-    h, w = image.shape[-2:]
-    scale = long_side / max(h, w)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(image, size=size, mode="area")
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, cap: float = 100.0) -> float:
-    """PSNR in dB of two images in [0, 1], computed in float64; identical images give ``cap``."""
-    mse = float((a.double() - b.double()).pow(2).mean())
-    return cap if mse <= 10.0 ** (-cap / 10.0) else min(cap, -10.0 * math.log10(mse))
+def capped_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two (1, 3, H, W) images in [0, 1], at most :data:`PSNR_CAP`."""
+    return min(PSNR_CAP, float(psnr(a, b)[0]))
 
 
 # ------------------------------------------------------------------------------- fitting
@@ -367,5 +357,5 @@ def fit_inverse(
         Step({n: _round_param(n, float(v[k])) for k, n in enumerate(ns)}, steps[i].mask)
         for i, ns, v in zip(order, names, best_vals)
     ]
-    to_db = lambda mse: 100.0 if mse <= 1e-10 else min(100.0, -10.0 * math.log10(mse))  # noqa: E731
-    return FitResult(inverse, round(to_db(first_loss), 3), round(to_db(best_loss), 3))
+    db = psnr_from_mse(torch.tensor([first_loss, best_loss], dtype=torch.float64)).clamp(max=PSNR_CAP)
+    return FitResult(inverse, round(float(db[0]), 3), round(float(db[1]), 3))

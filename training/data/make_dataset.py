@@ -35,6 +35,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retouch_core.formats.atomic import atomic_write, write_text_atomic  # stdlib only: --help stays import-free
+
+from ..cli import add_subcommand, run_subcommand
+from .manifest import MANIFEST
+
 if TYPE_CHECKING:  # imported lazily at run time: torch must not load for `retouch-train --help`
     from .synthesis import SynthConfig
 
@@ -92,14 +97,8 @@ def _exclusive(out: Path) -> Iterator[None]:
             raise DatasetConfigError(f"another make-dataset run is writing to {out}") from None
         yield
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    _write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -196,7 +195,7 @@ def _check_config(config: DatasetConfig, out: Path) -> None:
                 "use a new --out folder or delete it"
             )
     else:
-        _write_text_atomic(path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
 # ------------------------------------------------------------------------------- records
@@ -312,14 +311,15 @@ class _Stats:
 def _write_manifest(out: Path, photos: list[dict[str, Any]], pairs: int) -> _Stats:
     """Merge the part files into ``manifest.jsonl`` (canonical order), streaming, atomically."""
     stats = _Stats()
-    path = out / "manifest.jsonl"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        for rows in _valid_parts(out, photos, pairs, rewrite=False):
-            for row in rows:
-                handle.write(json.dumps(row, sort_keys=True) + "\n")
-                stats.add(row)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w") as handle:
+            for rows in _valid_parts(out, photos, pairs, rewrite=False):
+                for row in rows:
+                    handle.write(json.dumps(row, sort_keys=True) + "\n")
+                    stats.add(row)
+
+    atomic_write(out / MANIFEST, write)
     return stats
 
 
@@ -354,6 +354,9 @@ def make_dataset(config: DatasetConfig) -> dict[str, Any]:
 
     if config.synth is None:
         config = dataclasses.replace(config, synth=SynthConfig())
+    missing = [root for root in config.photos if not Path(root).is_dir()]
+    if missing:  # before --out is made: a typo must not leave an empty dataset behind
+        raise DatasetConfigError(f"--photos: no such folder: {', '.join(missing)}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
@@ -377,7 +380,7 @@ def _make(config: DatasetConfig, out: Path) -> dict[str, Any]:
         _write_jsonl_atomic(out / "skipped.jsonl", skipped)
     stats = _write_manifest(out, photos, config.pairs_per_photo)
     summary = _summary(config, photos, skipped, stats, made, seconds, failures)
-    _write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
 
@@ -420,7 +423,7 @@ def parse_subsets(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-def _add_arguments(p: argparse.ArgumentParser) -> None:
+def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--photos", action="append", required=True, metavar="DIR",
                    help="folder of real photos, searched recursively (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (resumable)")
@@ -444,6 +447,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--captioner", default=None, metavar="MODULE:CLASS", help="Captioner implementation")
     p.add_argument("--mask-provider", default=None, metavar="MODULE:CLASS", help="MaskProvider implementation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
 
 
 def config_from_args(args: argparse.Namespace) -> DatasetConfig:
@@ -485,18 +490,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``make-dataset`` to the ``retouch-train`` command."""
-    p = subparsers.add_parser("make-dataset", help="make (input, instruction, target) triplets from real photos",
-                              description=__doc__.split("\n\n")[0])
-    _add_arguments(p)
-    p.set_defaults(func=run)
+    return add_subcommand(subparsers, "make-dataset", "make (input, instruction, target) triplets from real photos",
+                          __doc__, _add_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make-dataset")
-    _add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_subcommand("make-dataset", __doc__, _add_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class DegradedPhotos(torch.utils.data.Dataset):
             seen.add(digest)
         if not self.paths:
             raise ValueError(f"no {split} photos under {list(folders)}")
-        self.photos = [Image.fromarray(load_photo(p, long_side)) for p in self.paths]
+        self.photos = [torch.from_numpy(load_photo(p, long_side)).permute(2, 0, 1)[None].float() / 255.0 for p in self.paths]
         self.size, self.degradation, self.pairs, self.seed, self.zoom = size, degradation or DegradationConfig(), pairs, seed, zoom
         self.masks = load_mask_provider(None)
         self.epoch = 0
@@ -68,7 +68,7 @@ class DegradedPhotos(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, index, 7])
         crop = resize_crop([self.photos[index // self.pairs]], self.size, rng, random=True, zoom=self.zoom)[0]
-        clean = torch.from_numpy(np.array(crop, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
+        clean = torch.floor(crop[None] * 255.0 + 0.5) / 255.0  # 8-bit, like a stored target
         steps = sample_degradation(clean[0], rng, self.degradation, self.masks)
         degraded = apply_steps(clean, steps, render_masks(steps, clean[0], self.masks))
         degraded = torch.floor(degraded.clamp(0, 1) * 255.0 + 0.5) / 255.0  # what a stored PNG would hold

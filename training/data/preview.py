@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli import add_subcommand, run_subcommand
+
 __all__ = ["contact_sheet", "register", "main"]
 
 _BACKGROUND = (250, 250, 250)
@@ -55,9 +57,9 @@ def contact_sheet(root: str | Path, count: int = 12, seed: int = 0, columns: int
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from .dataset import read_manifest
+    from .manifest import read_manifest
 
-    records = [r for r in read_manifest(root) if split == "all" or r["split"] == split]
+    records = read_manifest(root, split)
     if not records:
         raise ValueError(f"no records in {root} (split {split})")
     rng = np.random.default_rng(seed)
@@ -94,7 +96,7 @@ def contact_sheet(root: str | Path, count: int = 12, seed: int = 0, columns: int
     return sheet
 
 
-def _add_arguments(p: argparse.ArgumentParser) -> None:
+def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, metavar="DIR", help="folder made by make-dataset")
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--count", type=int, default=12)
@@ -102,6 +104,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", type=int, default=3)
     p.add_argument("--thumb", type=int, default=240, help="thumbnail box in px")
     p.add_argument("--split", choices=("all", "train", "heldout"), default="all")
+    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,17 +120,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``preview`` to the ``retouch-train`` command."""
-    p = subparsers.add_parser("preview", help="contact sheet of a made dataset", description=__doc__)
-    _add_arguments(p)
-    p.set_defaults(func=run)
+    return add_subcommand(subparsers, "preview", "contact sheet of a made dataset", __doc__, _add_arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="preview")
-    _add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_subcommand("preview", __doc__, _add_arguments, argv)
 
 
 if __name__ == "__main__":

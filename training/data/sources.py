@@ -5,6 +5,8 @@ Rules (all decisions are listed, never silent):
 * image files: ``.jpg .jpeg .png .tif .tiff .bmp .webp`` found recursively, in sorted order;
 * a folder that has a ``target`` (or ``targets``, ``gt``, ``expert_c`` ...) sub-folder is a paired
   before/after set: only the target side is a *good* photo, the rest is skipped;
+* validation-only folders (``fivek_expertc``: the FiveK input / Expert C pairs that the real-photo
+  evaluation scores against) are never training photos, on either side, wherever they sit in the tree;
 * low-light folders without targets (named ``dicm`` or ``lime``, or whose ``SOURCE.md`` says
   "low-light") are skipped unless ``include_low_light``: their photos are the problem, not the goal;
 * unreadable or undecodable files are skipped; exact duplicates (same SHA-256 of the file bytes)
@@ -27,6 +29,7 @@ from PIL import Image, ImageOps
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "VALIDATION_DIR_NAMES",
     "PhotoCheck",
     "check_photo",
     "find_photos",
@@ -39,6 +42,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", 
 TARGET_DIR_NAMES = frozenset({"target", "targets", "gt", "groundtruth", "ground_truth", "expert_c", "expertc",
                               "label", "labels", "high"})
 LOW_LIGHT_DIR_NAMES = frozenset({"dicm", "lime"})
+# Folders kept for validation only (see `retouch-train evaluate --fivek`): training on their targets
+# would leak the answers of the real-photo protocol.
+VALIDATION_DIR_NAMES = frozenset({"fivek_expertc"})
 _LOW_LIGHT_RE = re.compile(r"low[- _]?light", re.IGNORECASE)
 _MIN_SIDE = 32
 _HOLDOUT_SALT = b"instantretouch-holdout-v1:"
@@ -72,8 +78,18 @@ def _is_low_light(folder: Path, cache: dict[Path, bool]) -> bool:
     return cache[folder]
 
 
-def find_photos(roots: list[str], include_low_light: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+def _is_validation(folder: Path, names: frozenset[str]) -> bool:
+    """True when ``folder`` or any folder above it (absolute path) is a validation-only folder."""
+    return any(part.lower() in names for part in Path(os.path.abspath(folder)).parts)
+
+
+def find_photos(
+    roots: list[str], include_low_light: bool = False, validation_dirs: frozenset[str] = VALIDATION_DIR_NAMES
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Candidate photo files under ``roots`` (in order) and the files skipped by folder rules.
+
+    ``validation_dirs``: folder names whose photos are never returned (default
+    :data:`VALIDATION_DIR_NAMES`), also when a root points inside one.
 
     Returns:
         ``(paths, skipped)``: paths in canonical order (roots in the given order, then sorted
@@ -91,6 +107,10 @@ def find_photos(roots: list[str], include_low_light: bool = False) -> tuple[list
             files.sort()
             here = Path(folder)
             images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+            if _is_validation(here, validation_dirs):
+                skipped += [{"path": str(here / f), "kind": "validation", "reason": "validation-only folder "
+                             "(real-photo evaluation pairs are never training photos)"} for f in images]
+                continue
             targets = [d for d in dirs if d.lower() in TARGET_DIR_NAMES]
             if targets:
                 # Paired before/after folder: descend only into the target side.

@@ -13,6 +13,11 @@ On which triplets (input, target, instruction): ``--dataset DIR`` (``DIR/manifes
 ``--pairs INPUT_DIR TARGET_DIR`` (same file names; empty instruction = automatic enhancement);
 see :mod:`.records`.
 
+Real photos: ``--fivek DIR`` is the same protocol on the FiveK Expert C validation pairs
+(``DIR/input`` -> method -> ``DIR/target``; the oracle, which fits the target, is refused), and
+``--paraphrases FILE --photos ...`` is the paraphrase protocol (:mod:`.paraphrases`). Both add
+identity and the classical baselines (:mod:`.baselines`) to the methods given.
+
 What is measured per triplet and averaged per method: :mod:`.protocol` (fidelity to the input,
 editing quality against the target, CLIP direction with ``--clip PATH``, direction accuracy
 without CLIP, ``--timing`` at 720p, 1K, 2K and 4K).
@@ -37,9 +42,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..cli import add_subcommand, run_subcommand
 from .methods import NAMED_METHODS, PrecomputedOutputs, Retoucher, command_retoucher, model_retoucher
 from .protocol import TIMING_SIZES, evaluate, load_learned_metrics
-from .records import EvaluationError, Triplet, pair_triplets, read_manifest
+from .records import EvaluationError, Triplet, dataset_triplets, pair_triplets
 from .report import format_markdown, write_report
 from .summary import summarize
 
@@ -51,6 +57,17 @@ class _AddMethod(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         methods = list(getattr(namespace, "methods", None) or [])
         methods.append([self.dest, values, None])
+        namespace.methods = methods
+
+
+class _AddBaselines(argparse.Action):
+    """--baselines appends every classical baseline that can run here (see baselines.py)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .baselines import available_baselines
+
+        methods = list(getattr(namespace, "methods", None) or [])
+        methods += [["model", name, None] for name in available_baselines()[0]]
         namespace.methods = methods
 
 
@@ -74,11 +91,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     what.add_argument("--outputs", action=_AddMethod, metavar="DIR",
                       help="folder of outputs named <record id>.png or like the input file")
     what.add_argument("--label", action=_LabelLast, metavar="NAME", help="table name of the method given just before")
+    what.add_argument("--baselines", action=_AddBaselines, nargs=0,
+                      help="the classical baselines (autocontrast, levels-grayworld, autolevels when installed); "
+                           "--fivek and --paraphrases add them and identity by themselves")
+    what.add_argument("--no-baselines", action="store_true",
+                      help="--fivek / --paraphrases: do not add identity and the classical baselines")
 
     data = parser.add_argument_group("triplets")
     src = data.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="DIR", help="dataset folder with manifest.jsonl")
     src.add_argument("--pairs", nargs=2, metavar=("INPUT_DIR", "TARGET_DIR"), help="two folders of same-named images")
+    src.add_argument("--fivek", metavar="DIR",
+                     help="real-photo protocol: DIR/input -> method -> DIR/target (the FiveK Expert C validation "
+                          "pairs, e.g. ../shared/data/fivek_expertc); no method sees the target")
+    src.add_argument("--paraphrases", metavar="FILE",
+                     help="paraphrase protocol (e.g. training/eval/paraphrases.yaml) on the --photos")
+    data.add_argument("--photos", nargs="+", metavar="PATH",
+                      help="--paraphrases: real photos (files, or folders of images)")
+    data.add_argument("--photo-size", type=int, default=512, metavar="PX",
+                      help="--paraphrases: photos are downscaled to this long side (default: 512)")
     data.add_argument("--split", default="heldout", help="manifest split ('all' for every record; default: heldout)")
     data.add_argument("--subset", choices=("auto", "style", "param"), help="manifest subset (default: all)")
     data.add_argument("--limit", type=int, help="first N triplets only")
@@ -98,21 +129,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     opts.add_argument("--command-timeout", type=float, metavar="SECONDS", help="per-image limit for --command")
     opts.add_argument("--report", metavar="DIR", help="write metrics.csv, summary.md/json and PNG plots here")
     opts.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(methods=None)
+    parser.set_defaults(methods=None, func=run)
     return parser
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``evaluate`` subcommand (see training/cli.py)."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="InstantRetouch evaluation protocol (fidelity, editing, CLIP, direction, runtime)",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
+    return add_subcommand(subparsers, "evaluate",
+                          "InstantRetouch evaluation protocol (fidelity, editing, CLIP, direction, runtime)",
+                          __doc__, add_arguments)
 
 
 def _method_name(kind: str, value: str, label: str | None) -> str:
@@ -146,18 +171,41 @@ def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 2
     return PrecomputedOutputs(Path(value))
 
 
+def _with_reference_methods(methods: list[list]) -> list[list]:
+    """identity first, then the classical baselines that can run here, then the given methods
+    (each once: a method already named is not added again)."""
+    from .baselines import available_baselines
+
+    named = {value for kind, value, _ in methods if kind == "model"}
+    reference = [["model", name, None] for name in ["identity", *available_baselines()[0]] if name not in named]
+    return reference + methods
+
+
 def _load_triplets(args) -> tuple[list[Triplet], str]:
+    if args.fivek:
+        root = Path(args.fivek)
+        return pair_triplets(root / "input", root / "target", "", args.limit), f"FiveK Expert C, {args.fivek}"
     if args.dataset:
-        return read_manifest(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
+        return dataset_triplets(args.dataset, args.split, args.subset, args.limit), f"{args.dataset} ({args.split})"
     input_dir, target_dir = args.pairs
     return pair_triplets(input_dir, target_dir, args.instruction, args.limit), f"{input_dir} → {target_dir}"
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``retouch-train evaluate``; prints the summary table, writes --report."""
+    if (args.fivek or args.paraphrases) and not args.no_baselines:
+        args.methods = _with_reference_methods(args.methods or [])
     if not args.methods:
         print("error: give at least one of --model, --command, --outputs (e.g. --model identity)", file=sys.stderr)
         return 2
+    if args.fivek and any(kind == "model" and value == "oracle" for kind, value, _ in args.methods):
+        print("error: --fivek: the oracle fits the target, and no method may see the validation targets",
+              file=sys.stderr)
+        return 2
+    if args.paraphrases:
+        from .paraphrases import run_cli
+
+        return run_cli(args, _unique([_method_name(*m) for m in args.methods]))
     try:
         triplets, source = _load_triplets(args)
         names = _unique([_method_name(*m) for m in args.methods])
@@ -192,8 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m retouch_training.eval.evaluate ...`` (same options as ``retouch-train evaluate``)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="retouch-train evaluate", description=__doc__.split("\n\n")[0]))
-    return run(parser.parse_args(argv))
+    return run_subcommand("evaluate", __doc__, add_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from .records import IMAGE_SUFFIXES, EvaluationError, Triplet, load_image, save_image
+from retouch_core.engine.resize import resize
+
+from ..data.images import read_rgb
+from .baselines import BASELINES
+from .records import IMAGE_SUFFIXES, EvaluationError, Triplet, save_image
 
 Retoucher = Callable[[torch.Tensor, str], torch.Tensor]
 
@@ -60,7 +63,7 @@ def command_retoucher(template: str, timeout: float | None = None) -> Retoucher:
                 raise EvaluationError(f"command failed (exit {proc.returncode}): {cmd}\n{proc.stderr[-2000:]}")
             if not dst.is_file():
                 raise EvaluationError(f"command wrote no output file {dst}: {cmd}\n{proc.stderr[-2000:]}")
-            return load_image(dst)
+            return read_rgb(dst)
 
     return run
 
@@ -80,7 +83,7 @@ class GridFitOracle:
         from retouch_core.models import low_res_copy
         from retouch_core.engine.slicing import slice_and_apply
 
-        target = F.interpolate(target, size=image.shape[-2:], mode="area") if target.shape != image.shape else target
+        target = resize(target, image.shape[-2:], mode="area")
         grid = fit_grid(low_res_copy(image, self.low_res), low_res_copy(target, self.low_res))
         return slice_and_apply(image, grid).clamp(0, 1)
 
@@ -124,7 +127,7 @@ class LowResEditor:
 
         low = resize_to_multiple(low_res_copy(image.float(), self.low_res), self.model.size_multiple).clamp(0, 1)
         edit = self.edit_low_res(low, instruction).clamp(0, 1)
-        return F.interpolate(edit, size=image.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+        return resize(edit, image.shape[-2:]).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class NamedMethod:
 NAMED_METHODS: Mapping[str, NamedMethod] = {
     "identity": NamedMethod(lambda low_res: identity, "output = input (the do-nothing baseline)"),
     "oracle": NamedMethod(lambda low_res: GridFitOracle(), "grid fitted to the target (upper bound of grid models)"),
+    **{name: NamedMethod(lambda low_res, b=b: b, b.description) for name, b in BASELINES.items()},
 }
 
 

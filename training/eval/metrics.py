@@ -26,6 +26,9 @@ import piq
 import torch
 import torch.nn.functional as F
 
+from retouch_core.engine.guide import luminance_guide
+from retouch_core.engine.psnr import psnr
+
 __all__ = [
     "psnr",
     "l1",
@@ -65,16 +68,6 @@ def l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean squared error (MSE) per image. x, y: (B, C, H, W) -> (B,)."""
     _check_pair(x, y)
     return (x - y).square().flatten(1).mean(1)
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image. x, y: (B, C, H, W) -> (B,); ``inf`` where x == y.
-
-    ``10 log10(data_range^2 / MSE)``; MSE is accumulated in float64 so nearly identical images
-    do not round to an infinite PSNR.
-    """
-    mse = l2(x.double(), y.double())
-    return (10.0 * torch.log10(data_range**2 / mse)).to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,11 +166,11 @@ def ciede2000(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma with kornia. x: (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in [0, 1].
+    """Rec. 601 luma (the library's luminance). x: (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in [0, 1].
 
     Clamped because the weighted sum can exceed 1 by one ulp, which piq's range checks reject.
     """
-    return kornia.color.rgb_to_grayscale(x).clamp(0.0, 1.0)
+    return luminance_guide(x).clamp(0.0, 1.0)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
@@ -435,6 +428,14 @@ def load_lpips(net: str = "alex", weights_dirs: Iterable[str | os.PathLike] | No
                 if key.split(".", 1)[0] == idx:
                     mapped[f"{slice_name}.{key}"] = value
     model.net.load_state_dict(mapped, strict=True)
+    return load_lpips_heads(model, net)
+
+
+def load_lpips_heads(model: torch.nn.Module, net: str) -> torch.nn.Module:
+    """Load the calibrated linear heads that ship inside the ``lpips`` package into ``model`` (an
+    ``lpips.LPIPS``), with the restricted ``weights_only`` loader; -> the frozen, eval-mode model."""
+    import lpips as lpips_pkg
+
     heads = Path(lpips_pkg.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
     # strict=False because the file holds only the heads; check that every head key did load.
     result = model.load_state_dict(torch.load(heads, map_location="cpu", weights_only=True), strict=False)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .protocol import MethodResult
-from .records import thumbnail, load_image
+from ..data.images import read_rgb
+from .records import thumbnail
 from .summary import DECIMALS, LABELS, TABLE_METRICS, cell, timing_labels
 
 def _to_hwc(image: torch.Tensor) -> np.ndarray:
@@ -32,9 +33,9 @@ def plot_grid(results: Sequence[MethodResult], path: Path, long_side: int = 256)
     FigureCanvasAgg(fig)
     rows = fig.subfigures(n_rows, 1, squeeze=False)[:, 0]
     for r, (triplet, _) in enumerate(previews):
-        panels = [("input", thumbnail(load_image(triplet.input), long_side))]
+        panels = [("input", thumbnail(read_rgb(triplet.input), long_side))]
         panels += [(res.name, res.previews[r][1]) for res in results]
-        panels += [("target", thumbnail(load_image(triplet.target), long_side))]
+        panels += [("target", thumbnail(read_rgb(triplet.target), long_side))]
         said = f"“{triplet.instruction}”" if triplet.instruction.strip() else "(auto, no instruction)"
         caption = f"{triplet.id}: {said}"
         rows[r].suptitle(textwrap.shorten(caption, 40 * n_cols), fontsize=10, ha="left", x=0.01)

@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
+
+from retouch_core.engine.psnr import psnr
+from retouch_core.engine.resize import resize
 
 from . import metrics as M
 from .methods import GridFitOracle, PrecomputedOutputs, Retoucher
-from .records import EvaluationError, Triplet, resize, thumbnail, load_image
+from ..data.images import read_rgb
+from .records import EvaluationError, Triplet, thumbnail
 
 # (height, width) of landscape frames; a portrait first input is timed on the transposed frame so
 # the pixel count is the same for every method. Same pixel counts as retouch_core.apps.bench's
@@ -195,7 +198,7 @@ def triplet_metrics(
     row.update(
         l1=float(M.l1(output, target)),
         l2=float(M.l2(output, target)),
-        psnr=float(M.psnr(output, target)),
+        psnr=float(psnr(output, target)),
         delta_e=float(M.ciede2000(output, target)),
     )
     return row, notes
@@ -230,11 +233,11 @@ def _evaluate_one(
     from retouch_core.language.matcher import parse_instruction
 
     notes: list[str] = []
-    image = load_image(triplet.input)
-    target = load_image(triplet.target)
+    image = read_rgb(triplet.input)
+    target = read_rgb(triplet.target)
     if target.shape != image.shape:
         notes.append(f"target {tuple(target.shape[-2:])} resized to {tuple(image.shape[-2:])}")
-        target = resize(target, tuple(image.shape[-2:]))
+        target = resize(target, tuple(image.shape[-2:])).clamp(0.0, 1.0)
     output = _as_output(produce(triplet, image), image, notes)
 
     row, metric_notes = triplet_metrics(output, image, target, learned)
@@ -309,9 +312,9 @@ def evaluate(
         learned = load_learned_metrics()
     if isinstance(retoucher, PrecomputedOutputs):
         retoucher.check(triplets)
-        produce = lambda t, image: load_image(retoucher.path_for(t))  # noqa: E731
+        produce = lambda t, image: read_rgb(retoucher.path_for(t))  # noqa: E731
     elif isinstance(retoucher, GridFitOracle):
-        produce = lambda t, image: retoucher(image, load_image(t.target))  # noqa: E731
+        produce = lambda t, image: retoucher(image, read_rgb(t.target))  # noqa: E731
     else:
         # A copy: a retoucher that edits its argument in place must not change the reference input.
         produce = lambda t, image: retoucher(image.clone(), t.instruction)  # noqa: E731
@@ -327,7 +330,7 @@ def evaluate(
 
     if timing_sizes and not isinstance(retoucher, (PrecomputedOutputs, GridFitOracle)):
         first = triplets[0]
-        image = load_image(first.input)
+        image = read_rgb(first.input)
         result.timing_ms = time_retoucher(retoucher, image, first.instruction, timing_sizes, timing_repeats)
         frames = sorted(timing_sizes.values(), key=lambda hw: hw[0] * hw[1])
         result.scale_psnr = scale_agreement(retoucher, image, first.instruction, frames[0], frames[-1])
@@ -349,7 +352,7 @@ def time_retoucher(
     portrait = image.shape[-2] > image.shape[-1]
     timings = {}
     for label, (h, w) in sizes.items():
-        frame = resize(image, (w, h) if portrait else (h, w))
+        frame = resize(image, (w, h) if portrait else (h, w)).clamp(0.0, 1.0)
         with torch.inference_mode():
             retoucher(frame, instruction)
             times = []
@@ -370,9 +373,8 @@ def scale_agreement(
     portrait = image.shape[-2] > image.shape[-1]
     small, large = ((w, h) if portrait else (h, w) for h, w in (small, large))
     with torch.inference_mode():
-        reference = retoucher(resize(image, small), instruction).clamp(0, 1)
-        big = retoucher(resize(image, large), instruction).clamp(0, 1)
-    mse = float((F.interpolate(big, size=small, mode="area") - reference).square().mean())
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+        reference = retoucher(resize(image, small).clamp(0, 1), instruction).clamp(0, 1)
+        big = retoucher(resize(image, large).clamp(0, 1), instruction).clamp(0, 1)
+    return float(psnr(resize(big, small, mode="area"), reference)[0])
 
 

@@ -7,15 +7,16 @@ folders of same-named images (:func:`pair_triplets`; empty instruction = automat
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+
+from retouch_core.engine.resize import resize_long_side
+from retouch_core.formats.image_files import write_image
+
+from ..data.manifest import MANIFEST, read_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
@@ -28,44 +29,17 @@ class EvaluationError(RuntimeError):
 # images
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as sRGB. -> (1, 3, H, W) float32 in [0, 1] (alpha dropped, 16 bit kept)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float32) / 65535.0
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        else:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).clamp(0.0, 1.0)
-
-
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write (1, 3, H, W) or (3, H, W) in [0, 1] as an 8-bit file (format from the suffix)."""
-    from PIL import Image
-
-    x = image.detach().float().cpu()
-    x = x[0] if x.ndim == 4 else x
-    arr = (x.clamp(0.0, 1.0).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    """Write (1, 3, H, W) or (3, H, W) in [0, 1] as an 8-bit file (format from the suffix), folders created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    write_image(path, image.detach().float().cpu(), bit_depth=8)
     return path
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, 3, H, W) -> (1, 3, *size), antialiased bilinear, clamped (no overshoot)."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0.0, 1.0)
 
 
 def thumbnail(image: torch.Tensor, long_side: int = 256) -> torch.Tensor:
     """Small copy for the preview grid: (1, 3, H, W) -> (1, 3, h, w) with max(h, w) <= long_side."""
-    h, w = image.shape[-2:]
-    scale = min(1.0, long_side / max(h, w))
-    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return resize_long_side(image, long_side).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,30 +57,24 @@ class Triplet:
     subset: str = "auto"
 
 
-def _selected(value: Any, wanted: str | None) -> bool:
-    """Manifest filter: None or "all" keeps everything."""
-    return wanted in (None, "all") or value == wanted
-
-
-def read_manifest(
+def dataset_triplets(
     root: str | Path, split: str | None = "heldout", subset: str | None = None, limit: int | None = None
 ) -> list[Triplet]:
-    """Triplets of ``root/manifest.jsonl`` (paths relative to ``root``).
+    """Triplets of a dataset folder's manifest (:func:`~retouch_training.data.manifest.read_manifest`).
 
     ``split``/``subset`` None (or "all") keep every record; ``limit`` keeps the first N after
     filtering, in file order. Raises EvaluationError when nothing is left, naming what exists.
     """
     root = Path(root)
-    manifest = root / "manifest.jsonl"
-    if not manifest.is_file():
-        raise EvaluationError(f"no manifest.jsonl in {root}")
-    records = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    keep = [r for r in records if _selected(r.get("split"), split) and _selected(r.get("subset"), subset)]
+    if not (root / MANIFEST).is_file():
+        raise EvaluationError(f"no {MANIFEST} in {root}")
+    keep = read_manifest(root, split or "all", None if subset in (None, "all") else [subset])
     if not keep:
+        records = read_manifest(root)
         splits = sorted({str(r.get("split")) for r in records})
         subsets = sorted({str(r.get("subset")) for r in records})
         raise EvaluationError(
-            f"{manifest}: no record with split={split!r} subset={subset!r} (splits: {splits}, subsets: {subsets})"
+            f"{root / MANIFEST}: no record with split={split!r} subset={subset!r} (splits: {splits}, subsets: {subsets})"
         )
     triplets = [
         Triplet(

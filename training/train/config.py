@@ -300,7 +300,7 @@ def _coerce(tp, value: Any, where: str):
         if tp is str:
             return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: cannot read {value!r} as {tp.__name__}") from None
+        raise ValueError(f"{where} must be a {tp.__name__}, got {value!r}") from None
     return value
 
 
@@ -323,7 +323,10 @@ def load_config(cls, path: str | Path | None = None, overrides: Sequence[str] = 
 
     data = {}
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the top level must be a mapping")
     for item in overrides:

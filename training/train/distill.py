@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
+from retouch_core.engine.resize import resize
 from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet, StudentConfig
 from retouch_core.models.diffusion.schedule import add_noise, training_target, x0_from_output
 from retouch_core.models.diffusion.teacher import InstructPix2PixTeacher, denoise, guided_denoise
 from retouch_core.engine.slicing import slice_and_apply
 
+from ..cli import add_subcommand, run_subcommand
 from .config import DistillConfig, FakeScoreConfig, config_to_dict, load_config
 from .ema import EMA
 from .losses import (
@@ -66,6 +67,7 @@ from .runtime import (
     frozen_dtype,
     learning_rate,
     make_accelerator,
+    run_steps,
     set_learning_rate,
     step_generator,
     write_run_files,
@@ -266,9 +268,9 @@ class DistillTrainer:
         full_in, full_target = batch["input"].float(), batch["target"].float()
         instructions = list(batch["instruction"])
         with torch.no_grad():
-            image_latent = t.image_condition(_resize(full_in, size).to(dtype)).float()
+            image_latent = t.image_condition(resize(full_in, size).to(dtype)).float()
             text = t.text(instructions).float()
-        return Conditioning(full_in, full_target, _resize(full_target, size), instructions, image_latent, text,
+        return Conditioning(full_in, full_target, resize(full_target, size), instructions, image_latent, text,
                             self.null_text.expand_as(text))
 
     def vsd_terms(self, x0: torch.Tensor, cond: Conditioning, generator: torch.Generator, step: int) -> dict:
@@ -357,8 +359,8 @@ class DistillTrainer:
         """One optimizer step (``run.grad_accum`` micro-batches) of the fake score and, every
         ``fake.generator_every`` steps, of the student. Returns the logged values."""
         cfg, acc = self.config, self.accelerator
-        lr_g = learning_rate(self.step, cfg.optim)
-        lr_f = learning_rate(self.step, cfg.optim, cfg.fake.lr)
+        lr_g = learning_rate(self.step, cfg.optim.lr, cfg.optim.warmup_steps)
+        lr_f = learning_rate(self.step, cfg.fake.lr, cfg.optim.warmup_steps)
         set_learning_rate(self.opt_g, lr_g)
         set_learning_rate(self.opt_f, lr_f)
         update_generator = self.step % cfg.fake.generator_every == 0
@@ -397,13 +399,7 @@ class DistillTrainer:
         write_run_files(self.output_dir, config_to_dict(cfg), acc)
         dataset = self.dataset if self.dataset is not None else build_dataset(cfg.data, cfg.run.seed)
         batches = batch_iterator(dataset, cfg.data, cfg.run.seed, self.step * cfg.run.grad_accum, acc)
-        logs: dict[str, float] = {}
-        while self.step < max_steps:
-            logs = self.train_step(batches)
-            if self.step % cfg.run.log_every == 0 or self.step == max_steps:
-                self.logger.log(self.step, logs)
-            if self.step % cfg.run.checkpoint_every == 0 or self.step == max_steps:
-                self.save_checkpoint()
+        logs = run_steps(self, batches, max_steps, cfg.run)
         if cfg.export:
             self.export(self.output_dir / cfg.export)
         return logs
@@ -456,13 +452,6 @@ class DistillTrainer:
             return student.save(path, label=f"distill stage {self.config.stage}, step {self.step}")
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, *size), antialiased (the models' low-resolution view)."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
 # ------------------------------------------------------------------------------------------
 # command line
 
@@ -478,11 +467,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``distill`` subcommand (see training/cli.py)."""
-    parser = subparsers.add_parser(
-        "distill", help="one-step bilateral distillation (VSD/DMD2 + data + CLIP; stage 2: bilateral loss)",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return add_arguments(parser)
+    return add_subcommand(subparsers, "distill",
+                          "one-step bilateral distillation (VSD/DMD2 + data + CLIP; stage 2: bilateral loss)",
+                          __doc__, add_arguments)
 
 
 def config_from_args(args: argparse.Namespace) -> DistillConfig:
@@ -506,9 +493,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """``python -m retouch_training.train.distill`` / ``accelerate launch -m retouch_training.train.distill``."""
-    parser = add_arguments(argparse.ArgumentParser(prog="retouch-train distill", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_subcommand("distill", __doc__, add_arguments, argv)
 
 
 if __name__ == "__main__":

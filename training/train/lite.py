@@ -9,38 +9,43 @@ target, 3D Laplacian smoothness of the grid, an out-of-gamut penalty on the uncl
 and LPIPS when its weights exist locally (reported, not silently skipped). The network reads a
 256x256 copy; the loss is computed on a ``loss_size`` copy (slicing backward is the cost).
 
-Resuming: running the same command again continues from ``RUN/checkpoint.safetensors``;
-the data order depends only on (seed, epoch), so a resumed run sees the batches an
-uninterrupted one would have.
+Resuming: running the same command again continues from the latest checkpoint in
+``RUN/checkpoints/`` (the checkpoint format of every trainer, :mod:`.state`); the data order
+depends only on (seed, epoch), so a resumed run sees the batches an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import kornia
 import torch
-import torch.nn.functional as F
 
+from retouch_core.engine.psnr import psnr
+from retouch_core.engine.resize import resize
+from retouch_core.engine.slicing import slice_and_apply
 from retouch_core.language.matcher import parse_instruction
 from retouch_core.models.predictors.lite import LiteConfig, LiteRetouchModel
-from retouch_core.engine.slicing import slice_and_apply
 
-from .checkpointing import load_checkpoint, save_checkpoint
 from ..data.dataset import TripletDataset
 from ..data.degradations import DegradationConfig
 from ..data.online import DegradedPhotos, EpochConcat
-from .losses import grid_laplacian_smoothness
+from .config import config_from_dict, config_to_dict, load_config
+from .losses import grid_laplacian_smoothness, out_of_gamut
+from .runtime import learning_rate, set_learning_rate
+from .state import find_checkpoint, load_train_state, restore_global_rng, restore_optimizer, save_train_state
+
+CHECKPOINTS = "checkpoints"  # inside the run folder
 
 
 @dataclass(frozen=True)
 class TrainLiteConfig:
-    """Hyper-parameters of train-lite (YAML keys of the same names override them).
+    """Hyper-parameters of train-lite (YAML keys of the same names override them; read with
+    :func:`.config.load_config`, the loader of every trainer).
 
     ``init_from``: a lite model file whose network and guide weights start a new run (e.g. a
     ``recipe_prior`` fine-tune of a model trained without it); ignored when the run resumes.
@@ -84,28 +89,6 @@ class TrainLiteConfig:
     def model_config(self) -> LiteConfig:
         return LiteConfig(width=self.width, recipe_prior=self.recipe_prior, global_stats=self.global_stats)
 
-    @staticmethod
-    def from_yaml(path: Path | None, **overrides) -> "TrainLiteConfig":
-        data = {}
-        if path is not None:
-            import yaml
-
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        names = {f.name for f in fields(TrainLiteConfig)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown train-lite config keys: {unknown}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("subsets", "online_photos"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return TrainLiteConfig(**data)
-
-
-def gamut_penalty(image: torch.Tensor) -> torch.Tensor:
-    """Mean amount by which (B, 3, H, W) values leave [0, 1], a scalar."""
-    return (F.relu(image - 1) + F.relu(-image)).mean()
-
 
 def _lpips_or_none():
     try:
@@ -135,21 +118,25 @@ def losses(model: LiteRetouchModel, batch: dict, plans, config: TrainLiteConfig,
     """Every loss term for one batch, and their weighted ``total``."""
     source, target = batch["input"], batch["target"]
     grids = model.predict_grids(source, plans)
-    small = F.interpolate(source, size=config.loss_size, mode="area")
-    small_target = F.interpolate(target, size=config.loss_size, mode="area")
+    small, small_target = _loss_copy(source, config), _loss_copy(target, config)
     raw = slice_and_apply(small, grids, model.guide, backend="grid_sample")
     out = raw.clamp(0, 1)
     terms = {
         "l1": (out - small_target).abs().mean(),
         "ssim": 1 - kornia.metrics.ssim(out, small_target, 11).mean(),
         "smooth": grid_laplacian_smoothness(grids),
-        "gamut": gamut_penalty(raw),
+        "gamut": out_of_gamut(raw, power=1),
     }
     if lpips_model is not None:
         terms["lpips"] = lpips_model(out * 2 - 1, small_target * 2 - 1).mean()
     weights = {"l1": config.w_l1, "ssim": config.w_ssim, "smooth": config.w_smooth, "gamut": config.w_gamut, "lpips": config.w_lpips}
     terms["total"] = sum(weights[k] * v for k, v in terms.items())
     return terms
+
+
+def _loss_copy(images: torch.Tensor, config: TrainLiteConfig) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, loss_size, loss_size), area-averaged."""
+    return resize(images, (config.loss_size, config.loss_size), mode="area")
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -170,10 +157,8 @@ def evaluate_psnr(model: LiteRetouchModel, dataset: TripletDataset, plans: PlanC
     for start in range(0, min(len(dataset), config.eval_records), config.batch_size):
         batch = _batch(dataset, list(range(start, min(start + config.batch_size, len(dataset), config.eval_records))))
         grids = model.predict_grids(batch["input"], plans(batch["instruction"]))
-        small = F.interpolate(batch["input"], size=config.loss_size, mode="area")
-        target = F.interpolate(batch["target"], size=config.loss_size, mode="area")
-        out = slice_and_apply(small, grids, model.guide).clamp(0, 1)
-        scores += (-10 * torch.log10((out - target).square().mean((1, 2, 3)).clamp_min(1e-10))).tolist()
+        out = slice_and_apply(_loss_copy(batch["input"], config), grids, model.guide).clamp(0, 1)
+        scores += psnr(out, _loss_copy(batch["target"], config)).clamp(max=100.0).tolist()  # cap: no inf mean
     model.train()
     return sum(scores) / max(1, len(scores))
 
@@ -206,22 +191,27 @@ def train(dataset_root: Path | None, run: Path, config: TrainLiteConfig, max_min
     run early and resumably; running again continues where it stopped.
     """
     torch.manual_seed(config.seed)
-    run.mkdir(parents=True, exist_ok=True)
     train_set, heldout = _datasets(dataset_root, config)
     if len(train_set) < config.batch_size:
         raise ValueError(f"{dataset_root} has {len(train_set)} training items, fewer than one batch")
+    run.mkdir(parents=True, exist_ok=True)  # only once the dataset is known to be usable
     model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = load_checkpoint(run, model, optimizer)
-    if state is None:
+    if find_checkpoint(run / CHECKPOINTS) is None:
         state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
         if config.init_from:
             _, unexpected = model.load_state_dict(LiteRetouchModel.load(config.init_from).state_dict(), strict=False)
             if unexpected:
                 raise ValueError(f"{config.init_from} has weights this architecture lacks: {unexpected[:5]}")
+    else:
+        saved = load_train_state(run / CHECKPOINTS)
+        model.load_state_dict(saved.models["model"])
+        restore_optimizer(optimizer, saved.optimizers["optimizer"])
+        restore_global_rng(saved)
+        state = saved.scalars
     # Every (re)start is recorded: a resumed run may continue with other settings (e.g. fewer epochs).
-    state["config"] = asdict(config)
-    state.setdefault("invocations", []).append({"from_step": state["step"], "config": asdict(config), "max_minutes": max_minutes})
+    state["config"] = config_to_dict(config)
+    state.setdefault("invocations", []).append({"from_step": state["step"], "config": state["config"], "max_minutes": max_minutes})
     lpips_model, lpips_note = _lpips_or_none()
     plans = PlanCache()
     steps_per_epoch = len(train_set) // config.batch_size
@@ -242,8 +232,7 @@ def train(dataset_root: Path | None, run: Path, config: TrainLiteConfig, max_min
         order = _epoch_order(len(train_set), config.seed, state["epoch"])
         for b in range(state["batch_in_epoch"], steps_per_epoch):
             batch = _batch(train_set, order[b * config.batch_size : (b + 1) * config.batch_size])
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, state["step"], total_steps)
+            set_learning_rate(optimizer, learning_rate(state["step"], config.lr, config.warmup_steps, total_steps))
             terms = losses(model, batch, plans(batch["instruction"]), config, lpips_model)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -257,7 +246,7 @@ def train(dataset_root: Path | None, run: Path, config: TrainLiteConfig, max_min
             bar.set_postfix(loss=f"{record['total']:.4f}", l1=f"{record['l1']:.4f}")
             if state["step"] % config.checkpoint_every == 0:
                 log.flush()
-                save_checkpoint(run, model, optimizer, state)
+                _save_checkpoint(run, model, optimizer, state)
             if should_stop():
                 break
         if state["batch_in_epoch"] >= steps_per_epoch:
@@ -266,18 +255,15 @@ def train(dataset_root: Path | None, run: Path, config: TrainLiteConfig, max_min
             print(f"epoch {state['epoch']}: held-out PSNR {psnr:.2f} dB")
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
-        save_checkpoint(run, model, optimizer, state)
+        _save_checkpoint(run, model, optimizer, state)
     log.close()
     bar.close()
     return state
 
 
-def _learning_rate(config: TrainLiteConfig, step: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 5% of the peak."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+def _save_checkpoint(run: Path, model: LiteRetouchModel, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    save_train_state(run / CHECKPOINTS, state["step"], models={"model": model.state_dict()},
+                     optimizers={"optimizer": optimizer}, scalars=state, keep=1)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
@@ -288,12 +274,12 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 
 def export(run: Path, out: Path, extra: dict[str, str] | None = None) -> Path:
     """Write the run's current weights as a loadable model file (config + provenance in metadata)."""
-    state = json.loads((run / "state.json").read_text())
-    config = TrainLiteConfig.from_yaml(None, **state["config"])
+    saved = load_train_state(run / CHECKPOINTS)
+    config = config_from_dict(TrainLiteConfig, saved.scalars["config"])
     model = LiteRetouchModel(config.model_config())
-    optimizer = torch.optim.AdamW(model.parameters())
-    load_checkpoint(run, model, optimizer)
-    meta = {"train_config": json.dumps(asdict(config)), "step": str(state["step"]), "history": json.dumps(state["history"])}
+    model.load_state_dict(saved.models["model"])
+    meta = {"train_config": json.dumps(config_to_dict(config)), "step": str(saved.step),
+            "history": json.dumps(saved.scalars["history"])}
     model.save(out, {**meta, **(extra or {})})
     return out
 
@@ -320,8 +306,9 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainLiteConfig.from_yaml(args.config, epochs=args.epochs, batch_size=args.batch_size, init_from=args.init_from,
-                                       online_photos=args.online_photos)
+    shortcuts = {"epochs": args.epochs, "batch_size": args.batch_size, "init_from": args.init_from,
+                 "online_photos": args.online_photos}
+    config = load_config(TrainLiteConfig, args.config, [f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None])
     state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress, max_steps=args.max_steps)
     print(f"step {state['step']}, epoch {state['epoch']}/{config.epochs}; checkpoint in {args.run}")
     if args.export:

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from retouch_core.engine.resize import resize
 from retouch_core.language.attributes import AttributeBank, default_bank
 from retouch_core.language.clip_score import ClipScorer, alignment_loss, attribute_scores
 from retouch_core.language.matcher import parse_instruction
@@ -96,8 +97,7 @@ def lpips_distance(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> 
     if min(x.shape[-2:]) < LPIPS_MIN_SIZE:
         scale = LPIPS_MIN_SIZE / min(x.shape[-2:])
         size = [max(LPIPS_MIN_SIZE, round(s * scale)) for s in x.shape[-2:]]
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        x, y = resize(x, size), resize(y, size)
     return model(x.float(), y.float(), normalize=True).mean()
 
 
@@ -126,9 +126,19 @@ def grid_laplacian_smoothness(grid: torch.Tensor) -> torch.Tensor:
     return F.conv3d(padded, kernel).square().mean()
 
 
-def out_of_gamut(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance of (B, 3, H, W) pixel values outside [0, 1] (0 inside)."""
-    return (F.relu(image - 1.0).square() + F.relu(-image).square()).mean()
+def out_of_gamut(image: torch.Tensor, power: int = 2) -> torch.Tensor:
+    """Mean ``power``-th power of the distance of (B, 3, H, W) values outside [0, 1] (0 inside), a scalar.
+
+    Two powers, one definition: 2 for the distillation's eq. 8 (slight overshoot costs little,
+    large overshoot much) and 1 for train-lite (the same pull on any overshoot; the shipped lite
+    weights were trained with it, so changing it would change what train-lite reproduces).
+
+    Example:
+        >>> float(out_of_gamut(torch.tensor([1.5, -0.5, 0.5, 1.0]).view(1, 1, 1, 4), power=1))
+        0.25
+    """
+    excess = F.relu(image - 1.0) + F.relu(-image)  # at most one of the two is non-zero
+    return excess.pow(power).mean()
 
 
 def bilateral_losses(
@@ -155,7 +165,7 @@ def bilateral_losses(
     }
     if lpips_model is not None:
         terms["bil_lpips"] = lpips_distance(lpips_model, sliced, target)
-        small = F.interpolate(sliced, size=x_hat.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        small = resize(sliced, x_hat.shape[-2:])
         terms["bil_xhat"] = lpips_distance(lpips_model, small, x_hat.detach())
     return terms
 
@@ -217,20 +227,15 @@ def clip_alignment(
 def build_lpips(net: str = "alex", weights_dir: str | None = None, random: bool = False) -> torch.nn.Module:
     """Frozen LPIPS: backbone from local weights (``training.metrics.load_lpips``) or, with
     ``random=True`` (tests only), a random backbone with the package's calibrated heads."""
+    from ..eval.metrics import load_lpips, load_lpips_heads
+
     if not random:
-        from ..eval.metrics import load_lpips
-
         return load_lpips(net, [weights_dir] if weights_dir else None)
-    from pathlib import Path
-
     import lpips as lpips_pkg
 
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # lpips passes torchvision's deprecated `pretrained=` flag
         torch.manual_seed(0)  # the same random backbone every time, without touching the global RNG
-        # pnet_rand: no ImageNet download. The calibrated (non-negative) heads ship inside the
-        # package; read them with the restricted loader as training.metrics does.
+        # pnet_rand: no ImageNet download; the calibrated (non-negative) heads are loaded as usual.
         model = lpips_pkg.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
-    heads = Path(lpips_pkg.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
-    model.load_state_dict(torch.load(heads, map_location="cpu", weights_only=True), strict=False)
-    return model.eval().requires_grad_(False)
+    return load_lpips_heads(model, net)

@@ -143,12 +143,42 @@ def build_teacher(model: ModelConfig):
     return InstructPix2PixTeacher.from_pretrained(model.teacher, allow_download=model.allow_download)
 
 
-def learning_rate(step: int, optim: OptimConfig, base: float | None = None) -> float:
-    """Linear warm-up to ``base`` (default ``optim.lr``) over ``optim.warmup_steps``, then constant."""
-    base = optim.lr if base is None else base
-    if optim.warmup_steps <= 0:
-        return base
-    return base * min(1.0, (step + 1) / optim.warmup_steps)
+def run_steps(trainer, batches: Iterator[dict], max_steps: int, run: RunConfig) -> dict[str, float]:
+    """The step loop of the diffusion trainers: ``trainer.train_step(batches)`` until
+    ``trainer.step`` reaches ``max_steps``, logging every ``run.log_every`` and checkpointing
+    every ``run.checkpoint_every`` steps and at the last one. Returns the last logged values.
+
+    trainer: has ``step``, ``train_step(batches) -> dict``, ``logger`` (:class:`JsonlLogger`)
+    and ``save_checkpoint()``.
+    """
+    logs: dict[str, float] = {}
+    while trainer.step < max_steps:
+        logs = trainer.train_step(batches)
+        if trainer.step % run.log_every == 0 or trainer.step == max_steps:
+            trainer.logger.log(trainer.step, logs)
+        if trainer.step % run.checkpoint_every == 0 or trainer.step == max_steps:
+            trainer.save_checkpoint()
+    return logs
+
+
+def learning_rate(step: int, peak: float, warmup_steps: int = 0, decay_steps: int | None = None,
+                  floor: float = 0.05) -> float:
+    """The learning-rate schedule of every trainer at optimizer step ``step`` (from 0).
+
+    Linear warm-up to ``peak`` over ``warmup_steps``; then constant (``decay_steps`` None: the
+    diffusion trainers, whose runs are open-ended) or cosine decay to ``floor * peak`` at step
+    ``decay_steps`` (the run's total steps: train-lite).
+
+    Example:
+        >>> [round(learning_rate(s, 1.0, warmup_steps=2, decay_steps=4), 3) for s in range(5)]
+        [0.5, 1.0, 1.0, 0.525, 0.05]
+    """
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if decay_steps is None:
+        return peak
+    progress = min(1.0, (step - warmup_steps) / max(1, decay_steps - warmup_steps))
+    return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def set_learning_rate(optimizer, lr: float) -> None:

@@ -1,4 +1,5 @@
-"""Atomic, pickle-free checkpoints of a multi-model training run (teacher and distillation).
+"""Atomic, pickle-free checkpoints of a training run: the one checkpoint format of every trainer
+(train-lite, train-teacher, distill).
 
 Layout of ``<run>/checkpoints/checkpoint-<step>/``::
 
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpointing import load_optimizer, optimizer_tensors
+from retouch_core.formats.atomic import write_text_atomic
 
 PREFIX = "checkpoint-"
 LATEST = "latest"
@@ -71,10 +72,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimizer's state into named tensors plus its JSON-able param groups."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: dict) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
 
 
 def _plain_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -162,7 +177,7 @@ def save_train_state(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    _write_text_atomic(root / LATEST, final.name)
+    write_text_atomic(root / LATEST, final.name)
     _fsync_dir(root)
     if keep > 0:
         for stale in sorted(root.glob(f"{PREFIX}*"))[:-keep]:

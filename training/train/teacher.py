@@ -23,6 +23,7 @@ import torch
 from retouch_core.models.diffusion.schedule import add_noise, training_target
 from retouch_core.models.diffusion.teacher import InstructPix2PixTeacher, denoise
 
+from ..cli import add_subcommand, run_subcommand
 from .config import TeacherTrainConfig, config_to_dict, load_config
 from .ema import EMA
 from .losses import denoising_loss
@@ -37,6 +38,7 @@ from .runtime import (
     frozen_dtype,
     learning_rate,
     make_accelerator,
+    run_steps,
     set_learning_rate,
     step_generator,
     write_run_files,
@@ -124,7 +126,7 @@ class TeacherTrainer:
     def train_step(self, batches: Iterator[dict]) -> dict[str, float]:
         """One optimizer step over ``run.grad_accum`` micro-batches; returns the logged values."""
         acc, cfg = self.accelerator, self.config
-        lr = learning_rate(self.step, cfg.optim)
+        lr = learning_rate(self.step, cfg.optim.lr, cfg.optim.warmup_steps)
         set_learning_rate(self.optimizer, lr)
         totals: dict[str, float] = {}
         grad_norm = float("nan")
@@ -152,13 +154,7 @@ class TeacherTrainer:
         write_run_files(self.output_dir, config_to_dict(cfg), acc)
         dataset = self.dataset if self.dataset is not None else build_dataset(cfg.data, cfg.run.seed, cfg.data.resolution)
         batches = batch_iterator(dataset, cfg.data, cfg.run.seed, self.step * cfg.run.grad_accum, acc)
-        logs: dict[str, float] = {}
-        while self.step < max_steps:
-            logs = self.train_step(batches)
-            if self.step % cfg.run.log_every == 0 or self.step == max_steps:
-                self.logger.log(self.step, logs)
-            if self.step % cfg.run.checkpoint_every == 0 or self.step == max_steps:
-                self.save_checkpoint()
+        logs = run_steps(self, batches, max_steps, cfg.run)
         self.export(self.output_dir / "teacher")
         return logs
 
@@ -212,11 +208,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``train-teacher`` subcommand (see training/cli.py)."""
-    parser = subparsers.add_parser(
-        "train-teacher", help="fine-tune the InstructPix2Pix teacher (paper eq. 1)",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    return add_arguments(parser)
+    return add_subcommand(subparsers, "train-teacher", "fine-tune the InstructPix2Pix teacher (paper eq. 1)",
+                          __doc__, add_arguments)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -227,9 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """``python -m retouch_training.train.teacher`` / ``accelerate launch -m ...``."""
-    parser = add_arguments(argparse.ArgumentParser(prog="retouch-train train-teacher", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_subcommand("train-teacher", __doc__, add_arguments, argv)
 
 
 if __name__ == "__main__":

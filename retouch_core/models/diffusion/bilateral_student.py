@@ -19,22 +19,30 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams
+from ...engine.resize import resize
 from ...language.matcher import Plan
 from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features
 from ..base import RetouchModel, low_res_copy
 from .codec import DECODER_PREFIXES, LatentCodec
-from ...formats.model_files import load_strict, prefixed, read_metadata, read_model_file, unprefixed, write_model_file
+from ...formats.model_files import (
+    check_bounds, check_shapes, load_strict, parse_config, prefixed, read_metadata, read_model_file, unprefixed,
+    write_model_file,
+)
 from .student import OneStepGenerator
 from .teacher import InstructPix2PixTeacher, teacher_from_config
 from .text_encoder import TextConditioner, tokenizer_from_files, tokenizer_to_files
 
 STUDENT_FORMAT = "instantretouch-student"
 FORMAT_VERSION = "1"
+# Sizes a student file may set, (low, high), checked before anything is built: the resolution
+# sets the low-res copy's size, the adapter entries its layers and the grid it predicts.
+STUDENT_BOUNDS = {"resolution": (16, 2048), "noise_seed": (0, 2**63 - 1)}
+ADAPTER_BOUNDS = {"grid_depth": (1, 64), "grid_height": (1, 128), "grid_width": (1, 128), "width": (1, 1024),
+                  "num_blocks": (1, 64), "latent_channels": (1, 64), "guide_knots": (1, 256)}
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,26 @@ class StudentConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
     @staticmethod
-    def from_dict(values: dict) -> "StudentConfig":
-        adapter = dict(values.get("adapter", {}))
+    def from_dict(values: dict, where: str = "student config") -> "StudentConfig":
+        """Inverse of ``asdict``; ValueError naming ``where`` for unknown entries, wrong types or
+        sizes out of :data:`STUDENT_BOUNDS` / :data:`ADAPTER_BOUNDS`."""
+        adapter = values.get("adapter", {}) if isinstance(values, dict) else None
+        if not isinstance(adapter, dict):
+            raise ValueError(f"{where}: the student config and its adapter entry must be JSON objects")
+        adapter = dict(adapter)
         for key in ("feature_blocks", "feature_channels"):
             if key in adapter:
+                if not isinstance(adapter[key], list | tuple):
+                    raise ValueError(f"{where}: adapter {key} must be a list")
                 adapter[key] = tuple(adapter[key])  # JSON lists back to the dataclass's tuples
-        return StudentConfig(**{**values, "adapter": AdapterConfig(**adapter)})
+        check_bounds(values, STUDENT_BOUNDS, where)
+        check_bounds(adapter, ADAPTER_BOUNDS, f"{where} (adapter)")
+        if values.get("timestep") is not None:
+            check_bounds(values, {"timestep": (0, 1 << 20)}, where)
+        try:
+            return StudentConfig(**{**values, "adapter": AdapterConfig(**adapter)})
+        except TypeError as err:  # unknown entries
+            raise ValueError(f"{where}: {err}") from None
 
 
 class StudentOutput(NamedTuple):
@@ -176,21 +198,53 @@ class BilateralStudentNet(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, dtype: torch.dtype = torch.float32) -> "BilateralStudentNet":
-        """Rebuild a student from :meth:`save` output: no download, no pickle."""
+        """Rebuild a student from :meth:`save` output: no download, no pickle, no code from the file.
+
+        Every config entry is checked (:func:`~retouch_core.formats.model_files.check_config`),
+        the tokenizer may hold data files only, and the architecture is first built on the meta
+        device and compared with the file's weights, so a config claiming a huge model is refused
+        before anything is allocated.
+
+        Raises:
+            ValueError: not a student file, or a damaged one; the message names the file.
+        """
         tensors, metadata = read_model_file(path)
         if metadata.get("format") != STUDENT_FORMAT:
             raise ValueError(f"{path} is not an InstantRetouch student file (format {metadata.get('format')!r})")
-        config = json.loads(metadata["config"])
-        student_cfg = StudentConfig.from_dict(config["student"])
-        shell = teacher_from_config(config, tokenizer_from_files(json.loads(metadata["tokenizer"])))
-        generator = OneStepGenerator(shell.unet, shell.alphas_cumprod, shell.prediction_type, student_cfg.timestep)
-        net = cls(shell.codec, shell.text, generator, BilateralAdapter(student_cfg.adapter), student_cfg,
-                  shell.scheduler_config, shell.condition_scaled)
-        load_strict(generator.unet, unprefixed(tensors, "unet."), "unet")
+        missing = [key for key in ("config", "tokenizer") if key not in metadata]
+        if missing:
+            raise ValueError(f"{path}: the student file lacks {' and '.join(missing)} in its metadata")
+        config = parse_config(metadata["config"], str(path))
+        try:
+            tokenizer = tokenizer_from_files(json.loads(metadata["tokenizer"]))
+            with torch.device("meta"):
+                cls._check_weights(cls._build(config, tokenizer, str(path)), tensors)
+            net = cls._build(config, tokenizer, str(path))
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError, RuntimeError) as err:
+            # A config of the wrong shape fails in diffusers / transformers / torch with any of these.
+            what = f"lacks the entry {err}" if isinstance(err, KeyError) else str(err)
+            raise ValueError(f"{path}: not a valid student file: {what}") from None
+        load_strict(net.generator.unet, unprefixed(tensors, "unet."), "unet")
         load_strict(net.codec, unprefixed(tensors, "codec."), "codec", allow_missing=DECODER_PREFIXES)
         load_strict(net.text.text_encoder, unprefixed(tensors, "text_encoder."), "text_encoder")
         load_strict(net.adapter, unprefixed(tensors, "adapter."), "adapter")
         return net.to(dtype).eval().requires_grad_(False)
+
+    @classmethod
+    def _build(cls, config: dict, tokenizer, where: str) -> "BilateralStudentNet":
+        """A student with untrained weights from a checked :meth:`config_dict`."""
+        student_cfg = StudentConfig.from_dict(config["student"], where)
+        shell = teacher_from_config(config, tokenizer)
+        generator = OneStepGenerator(shell.unet, shell.alphas_cumprod, shell.prediction_type, student_cfg.timestep)
+        return cls(shell.codec, shell.text, generator, BilateralAdapter(student_cfg.adapter), student_cfg,
+                   shell.scheduler_config, shell.condition_scaled)
+
+    @staticmethod
+    def _check_weights(net: "BilateralStudentNet", tensors: dict[str, torch.Tensor]) -> None:
+        check_shapes(net.generator.unet, unprefixed(tensors, "unet."), "unet")
+        check_shapes(net.codec, unprefixed(tensors, "codec."), "codec", allow_missing=DECODER_PREFIXES)
+        check_shapes(net.text.text_encoder, unprefixed(tensors, "text_encoder."), "text_encoder")
+        check_shapes(net.adapter, unprefixed(tensors, "adapter."), "adapter")
 
 
 def is_student_file(path: str | Path) -> bool:
@@ -205,9 +259,7 @@ def resize_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, h, w) with h, w the nearest positive multiples of ``multiple``."""
     height, width = image.shape[-2:]
     size = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
-    if size == (height, width):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resize(image, size)
 
 
 class BilateralStudent(RetouchModel):

@@ -31,6 +31,7 @@ from .codec import LatentCodec, VAECodec, codec_from_config
 from ...formats.model_files import (
     json_config,
     load_strict,
+    parse_config,
     prefixed,
     read_model_file,
     text_encoder_from_config,
@@ -202,8 +203,10 @@ class InstructPix2PixTeacher(nn.Module):
         else:
             codec = VAECodec(AutoencoderKL.from_pretrained(source, subfolder="vae", **kw, **dtype_kw))
         text_kw = {"dtype": dtype} if dtype is not None else {}
-        encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw, **text_kw)
-        tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local)
+        # transformers may import code a folder names (auto_map); never allow it.
+        encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", trust_remote_code=False, **kw, **text_kw)
+        tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local,
+                                                  trust_remote_code=False)
         scheduler_config = _scheduler_config(source, local)
         extra = folder / "teacher_config.json"
         scaled = json.loads(extra.read_text()).get("condition_scaled", False) if extra.is_file() else False
@@ -256,8 +259,8 @@ class InstructPix2PixTeacher(nn.Module):
                 ".save_pretrained(OUT)) and load OUT with from_pretrained"
             )
         if metadata.get("format") == TEACHER_FORMAT:
-            config = json.loads(metadata["config"])
-            tokenizer = tokenizer_from_files(json.loads(metadata["tokenizer"]))
+            config = parse_config(metadata.get("config"), str(path))
+            tokenizer = tokenizer_from_files(json.loads(metadata.get("tokenizer", "{}")))
         elif config_dir is not None:
             config, tokenizer = _configs_from_folder(Path(config_dir))
             if "codec.vae.encoder.conv_in.weight" not in tensors:  # diffusers keys: vae.* -> codec.vae.*
@@ -334,7 +337,7 @@ def _configs_from_folder(folder: Path) -> tuple[dict, object]:
         "scheduler": _scheduler_config(str(folder), True),
         "condition_scaled": json.loads(extra.read_text()).get("condition_scaled", False) if extra.is_file() else False,
     }
-    return config, AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
+    return config, AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True, trust_remote_code=False)
 
 
 def unet_with_image_channels(unet, latent_channels: int | None = None):

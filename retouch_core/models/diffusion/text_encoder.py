@@ -10,6 +10,7 @@ or read from local folders / strings (:func:`tokenizer_from_files`).
 
 from __future__ import annotations
 
+import json
 import string
 import tempfile
 from pathlib import Path
@@ -19,6 +20,10 @@ import torch
 from torch import nn
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+#: Files a model may embed for its tokenizer: data only (vocabularies, merges, settings).
+TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                             "special_tokens_map.json", "added_tokens.json"})
+CLIP_TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
 
 
 class TextConditioner(nn.Module):
@@ -76,12 +81,37 @@ def tokenizer_to_files(tokenizer) -> dict[str, str]:
 
 
 def tokenizer_from_files(files: dict[str, str]):
-    """Inverse of :func:`tokenizer_to_files` (local only)."""
-    from transformers import AutoTokenizer
+    """Inverse of :func:`tokenizer_to_files`: a CLIP tokenizer, local only, never code from the file.
 
+    The files may hold data only: names outside :data:`TOKENIZER_FILES` (such as a ``.py``
+    module), an ``auto_map`` entry or a ``tokenizer_class`` other than CLIP's are refused,
+    since each is a way for a model file to name Python code to import.
+    """
+    from transformers import CLIPTokenizer
+
+    check_tokenizer_files(files)
     with tempfile.TemporaryDirectory() as folder:
         for name, text in files.items():
-            if Path(name).name != name:
-                raise ValueError(f"tokenizer file name must be a bare name, got {name!r}")
             (Path(folder) / name).write_text(text, encoding="utf-8")
-        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return CLIPTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+
+
+def check_tokenizer_files(files) -> None:
+    """ValueError unless ``files`` is {allowed file name: text} naming no code (see above)."""
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ValueError("the embedded tokenizer must be a JSON object of {file name: text}")
+    unknown = sorted(set(files) - TOKENIZER_FILES)
+    if unknown:
+        raise ValueError(f"the embedded tokenizer holds {unknown}; only {sorted(TOKENIZER_FILES)} are read "
+                         "(code is never loaded from a model file)")
+    try:
+        config = json.loads(files.get("tokenizer_config.json", "{}"))
+    except (ValueError, RecursionError):
+        raise ValueError("the embedded tokenizer_config.json is not valid JSON") from None
+    if not isinstance(config, dict):
+        raise ValueError("the embedded tokenizer_config.json must be a JSON object")
+    if "auto_map" in config:
+        raise ValueError("the embedded tokenizer names Python classes to import (auto_map); model files "
+                         "never run code, so this file is refused")
+    if config.get("tokenizer_class", "CLIPTokenizer") not in CLIP_TOKENIZER_CLASSES:
+        raise ValueError(f"the embedded tokenizer is a {config['tokenizer_class']!r}; only CLIP tokenizers are read")

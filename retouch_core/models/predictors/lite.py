@@ -24,18 +24,18 @@ training path :meth:`LiteRetouchModel.predict_grids` stays unconstrained and dif
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from ...engine.grid import GRID_CHANNELS, identity_grid
 from ...engine.retouch_grid import RetouchGrid
+from ...formats.model_files import check_bounds, check_shapes, parse_config, read_model_file, write_model_file
 from ...engine.guide import GuideParams, LearnedGuide
+from ...engine.resize import resize
 from ...language.matcher import Plan
 from ..base import RetouchModel
 from .conditioning import ConditionLayout
@@ -43,6 +43,10 @@ from .obedience import obey
 from .rule_based import global_grid_from_params, grid_from_params
 
 FORMAT = "instantretouch-lite"
+# Sizes a lite config may hold, (low, high): a model file is data, and every size in it is
+# bounded before anything is allocated (input_size sets the low-res copy, the others the layers).
+LITE_BOUNDS = {"input_size": (16, 2048), "grid_depth": (1, 64), "grid_size": (1, 128), "width": (1, 128),
+               "cond_hidden": (1, 1024), "guide_knots": (1, 256)}
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,25 @@ class LiteConfig:
         return json.dumps(asdict(self))
 
     @staticmethod
-    def from_json(text: str) -> "LiteConfig":
-        data = json.loads(text)
-        data["attributes"], data["params"] = tuple(data["attributes"]), tuple(data["params"])
+    def from_json(text: str, where: str = "lite config") -> "LiteConfig":
+        """Inverse of :meth:`to_json`; ValueError (naming ``where``) for anything out of
+        :data:`LITE_BOUNDS`, of the wrong type or unknown. Missing entries take the defaults."""
+        data = parse_config(text, where)
+        known = {f.name for f in fields(LiteConfig)}
+        if set(data) - known:
+            raise ValueError(f"{where}: unknown lite config entries {sorted(set(data) - known)}")
+        check_bounds(data, LITE_BOUNDS, where)
+        size = data.get("input_size", LiteConfig.input_size)
+        if size % 16 or data.get("grid_size", LiteConfig.grid_size) != size // 16:
+            raise ValueError(f"{where}: input_size must be a multiple of 16 and grid_size = input_size / 16 "
+                             f"(the network's 4 stride-2 layers), got {size} and {data.get('grid_size')}")
+        for key in ("attributes", "params"):
+            names = data.get(key, getattr(ConditionLayout.default(), key))
+            if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"{where}: {key} must be a list of names")
+            data[key] = tuple(names)
+        if not isinstance(data.get("recipe_prior", False), bool):
+            raise ValueError(f"{where}: recipe_prior must be true or false")
         return LiteConfig(**data)
 
 
@@ -175,7 +195,7 @@ class LiteGridNet(nn.Module):
 
 def square_copy(image: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 3, size, size), antialiased (aspect is not kept, as in HDRNet)."""
-    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resize(image, (size, size))
 
 
 class LiteRetouchModel(RetouchModel, nn.Module):
@@ -227,18 +247,22 @@ class LiteRetouchModel(RetouchModel, nn.Module):
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """One .safetensors file: weights, config and free-form metadata (e.g. training command)."""
-        tensors = {k: v.detach().float().contiguous().cpu() for k, v in self.state_dict().items()}
+        tensors = {k: v.float() for k, v in self.state_dict().items()}
         info = {"format": FORMAT, "config": self.config.to_json(), **self.metadata, **(metadata or {})}
-        save_file(tensors, str(path), metadata=info)
+        write_model_file(path, tensors, info)
 
     @staticmethod
     def load(path: str | Path) -> "LiteRetouchModel":
-        with safe_open(str(path), framework="pt") as f:
-            info = f.metadata() or {}
-            if info.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a lite retouch model (format {info.get('format')!r})")
-            state = {k: f.get_tensor(k) for k in f.keys()}
-        model = LiteRetouchModel(LiteConfig.from_json(info["config"]))
+        """Read a :meth:`save` file; ValueError naming the file when it is not a valid one."""
+        state, info = read_model_file(path)
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a lite retouch model (format {info.get('format')!r})")
+        if "config" not in info:
+            raise ValueError(f"{path}: the lite model has no config entry in its metadata")
+        config = LiteConfig.from_json(info["config"], str(path))
+        with torch.device("meta"):  # the architecture must fit the weights before it is allocated
+            check_shapes(LiteRetouchModel(config), state, str(path))
+        model = LiteRetouchModel(config)
         model.load_state_dict(state)
         model.metadata = {k: v for k, v in info.items() if k not in ("format", "config")}
         return model.eval()
