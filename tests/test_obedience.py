@@ -89,7 +89,8 @@ def test_an_adversarial_network_is_corrected(model, photos):
             bias[row] += 0.25
     plan = parse_instruction("make it a little darker")
     for photo in photos:
-        raw = slice_and_apply(photo, adversary.predict_grids(photo, [plan]), adversary.guide)
+        with torch.no_grad():
+            raw = slice_and_apply(photo, adversary.predict_grids(photo, [plan]), adversary.guide)
         assert moved(photo, raw, "brightness") > 5  # the mutation really reverses the instruction
         assert moved(photo, adversary(photo, "make it a little darker"), "brightness") < 0
 
