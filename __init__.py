@@ -10,5 +10,7 @@ without a ComfyUI tree on ``sys.path``.
 async def comfy_entrypoint():
     """Return the pack's ``ComfyExtension`` (ComfyUI V3 node registration)."""
     from .nodes.comfy_nodes import RetouchExtension
+    from .retouch_core.engine.slicing import load_cpu_kernel_in_background
 
+    load_cpu_kernel_in_background()  # so the first prompt does not wait for numba
     return RetouchExtension()

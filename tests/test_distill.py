@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from distill_helpers import write_tiny_dataset
-from retouch_core.language.clip_score import alignment_loss, attribute_scores, tiny_clip
+from retouch_core.language.attributes import default_bank
+from retouch_core.language.clip_score import attribute_scores, tiny_clip
 from retouch_core.language.matcher import parse_instruction
 from retouch_training.data.dataset import TripletDataset
 from retouch_training.train.config import DistillConfig, load_config
@@ -20,6 +21,7 @@ from retouch_training.train.losses import (
     attribute_targets,
     clip_alignment,
     curriculum_low,
+    curriculum_range,
     dmd_gradient,
     grid_laplacian_smoothness,
     out_of_gamut,
@@ -86,23 +88,77 @@ def test_curriculum_starts_at_high_noise_and_widens():
     assert curriculum_low(100, 20, 800, 100) == curriculum_low(10_000, 20, 800, 100) == 20
 
 
-def test_clip_alignment_is_clip_score_infonce_with_matcher_weights():
+def test_clip_alignment_is_eq6_mean_over_matched_attributes_with_matcher_confidences():
     scorer = tiny_clip()
     images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    instructions = ["make it warmer", "darker and cooler", ""]
-    pairs, weights = attribute_targets(instructions)
-    for row, text in zip(weights, instructions):  # the matcher's signed weights, 0 elsewhere
-        attributes = parse_instruction(text).attributes
-        assert {n for n, w in zip(attribute_targets([text])[0], row) if w} <= set(pairs)
-        assert sorted(float(w) for w in row if w) == sorted(float(v) for v in attributes.values())
-    assert (weights[1] < 0).any() and weights[2].abs().sum() == 0
+    instructions = ["darker, more contrast and warmth", "not too bright", ""]
+    targets = attribute_targets(instructions)
+    for i, text in enumerate(instructions):  # the matcher's intensities and confidences, 0 elsewhere
+        plan = parse_instruction(text)
+        for k, pair in enumerate(targets.pairs):
+            name = next((n for n in plan.attributes if (default_bank()[n].positive, default_bank()[n].negative) == pair), None)
+            assert float(targets.intensities[i, k]) == pytest.approx(plan.attributes.get(name, 0.0))
+            assert float(targets.confidences[i, k]) == pytest.approx(plan.confidences.get(name, 0.0))
+    assert (targets.confidences[0] < 1).any() and (targets.intensities[0] < 0).any()  # inherited "warmth", "darker"
+    s_plus, s_minus = (s.detach() for s in attribute_scores(scorer, images, targets.pairs))
+
+    def term(i, k):  # eq. 5 for image i, attribute k, direction from the sign of the intensity
+        pos, neg = s_plus[i, k], s_minus[i, k]
+        if targets.intensities[i, k] < 0:
+            pos, neg = neg, pos
+        return -math.log(math.exp(pos / 0.07) / (math.exp(pos / 0.07) + math.exp(neg / 0.07)))
+
+    per_image = []
+    for i in range(3):  # eq. 6: mean over the matched attributes of confidence x term
+        matched = [k for k in range(len(targets.pairs)) if targets.intensities[i, k] != 0]
+        per_image.append(sum(float(targets.confidences[i, k]) * term(i, k) for k in matched) / max(len(matched), 1))
     loss = clip_alignment(scorer, images, instructions, temperature=0.07)
-    s_plus, s_minus = attribute_scores(scorer, images, pairs)
-    torch.testing.assert_close(loss, alignment_loss(s_plus, s_minus, temperature=0.07, weights=weights))
+    assert loss.item() == pytest.approx(sum(per_image) / 3, rel=1e-5)
     loss.backward()
     assert images.grad.abs().sum() > 0
-    empty = clip_alignment(scorer, images, ["", ""][:1] * 3, temperature=0.07)
+
+    intensity_form = []  # the earlier form: |intensity|-weighted mean
+    for i in range(3):
+        w = [abs(float(targets.intensities[i, k])) for k in range(len(targets.pairs))]
+        intensity_form.append(sum(w[k] * term(i, k) for k in range(len(w)) if w[k]) / max(sum(w), 1e-30))
+    old = clip_alignment(scorer, images, instructions, temperature=0.07, weighting="intensity")
+    assert old.item() == pytest.approx(sum(intensity_form) / 3, rel=1e-5)
+    assert old.item() != pytest.approx(loss.item(), rel=1e-3)
+    empty = clip_alignment(scorer, images, [""] * 3, temperature=0.07)
     assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_curriculum_phases_follow_the_configured_ranges():
+    config = load_config(DistillConfig, None, ["curriculum.phases=[{steps: 2, t_min: 700, t_max: 980}, "
+                                               "{steps: 3, t_min: 300, t_max: 700}, {t_min: 20, t_max: 300}]"])
+    ranges = [curriculum_range(step, config.curriculum) for step in range(7)]
+    assert ranges == [(700, 980)] * 2 + [(300, 700)] * 3 + [(20, 300)] * 2
+    linear = load_config(DistillConfig, None, ["curriculum.start=800", "curriculum.steps=100"]).curriculum
+    assert [curriculum_range(s, linear) for s in (0, 50, 100)] == [(800, 980), (410, 980), (20, 980)]
+
+
+def test_trainer_samples_vsd_timesteps_inside_the_current_phase(batch, tmp_path, monkeypatch):
+    from retouch_training.train import distill
+
+    phases = "[{steps: 1, t_min: 900, t_max: 950}, {steps: 1, t_min: 400, t_max: 450}, {t_min: 30, t_max: 60}]"
+    trainer = DistillTrainer(tiny_config(tmp_path, f"curriculum.phases={phases}", "losses.clip=0"), log_stream=None)
+    drawn = []
+    original = distill.add_noise
+
+    def recording_add_noise(x0, noise, timesteps, abar):
+        drawn.append(timesteps.tolist())
+        return original(x0, noise, timesteps, abar)
+
+    monkeypatch.setattr(distill, "add_noise", recording_add_noise)
+    logs = []
+    for _ in range(3):
+        drawn.clear()
+        logs.append(trainer.train_step(itertools.repeat(batch)))
+        vsd_draw = drawn[0]  # the VSD term noises first, then the fake-score loss
+        assert all(logs[-1]["t_low"] <= t <= logs[-1]["t_high"] for t in vsd_draw), (vsd_draw, logs[-1])
+    assert [(log["t_low"], log["t_high"]) for log in logs] == [(900, 950), (400, 450), (30, 60)]
+    with pytest.raises(ValueError, match="phases\\[0\\].steps"):
+        DistillTrainer(tiny_config(tmp_path, "curriculum.phases=[{steps: 0}, {t_min: 20}]"), log_stream=None)
 
 
 def test_grid_smoothness_and_gamut_terms():

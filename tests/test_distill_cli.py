@@ -40,7 +40,11 @@ def test_shipped_configs_load_with_overrides():
     s1 = load_config(DistillConfig, CONFIGS / "distill_stage1.yaml", ["optim.lr=1e-4", "fake.mode=full"])
     assert s1.stage == 1 and s1.optim.lr == 1e-4 and s1.fake.mode == "full" and s1.fake.rank == 64
     s2 = load_config(DistillConfig, CONFIGS / "distill_stage2.yaml")
-    assert s2.stage == 2 and s2.data.size == 512 and s2.adapter.feature_blocks == ("mid", "up0", "up1")
+    assert s2.stage == 2 and s2.data.size == 1024 and s2.adapter.feature_blocks == ("mid", "up0", "up1")
+    # the paper's configs: 512 px, phased curriculum (high, mid, low), checkpointed activations
+    assert s1.data.resolution == s2.data.resolution == teacher.data.resolution == 512
+    assert [(p.t_min, p.t_max) for p in s1.curriculum.phases] == [(700, 980), (300, 700), (20, 300)]
+    assert s1.run.gradient_checkpointing and s2.run.gradient_checkpointing and teacher.run.gradient_checkpointing
     assert load_config(DistillConfig, CONFIGS / "tiny_smoke.yaml").model.tiny
     with pytest.raises(ValueError, match="losses.vds"):
         load_config(DistillConfig, None, ["losses.vds=1"])

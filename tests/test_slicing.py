@@ -261,3 +261,54 @@ def test_cpu_kernel_keeps_torch_thread_count():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1"]
+
+
+@pytest.mark.parametrize("where", ["image", "guide"])
+def test_cpu_kernel_reports_nan_instead_of_reading_out_of_bounds(where, rng):
+    image = torch.rand(1, 3, 9, 11, generator=rng)
+    guide = luminance_guide(image)
+    (image if where == "image" else guide)[0, 0, 4, 5] = float("nan")
+    with pytest.raises(ValueError, match=f"{where} contains NaN"):
+        slice_and_apply(image, torch.randn(1, 12, 4, 3, 3, generator=rng), guide, backend="cpu_kernel")
+
+
+def test_cpu_kernel_cache_is_in_user_cache_dir_and_pack_folder_may_be_read_only(tmp_path):
+    """A copy of the library in a read-only folder slices, compiles into the user's cache dir
+    ($XDG_CACHE_HOME here) and writes nothing into its own folder. Fresh interpreter: the kernel
+    is compiled once per process."""
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    library = tmp_path / "site" / "retouch_core"
+    shutil.copytree(Path(__file__).parents[1] / "retouch_core", library,
+                    ignore=shutil.ignore_patterns("__pycache__", "weights"))
+    for path in [library, *library.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = sorted(p.relative_to(library) for p in library.rglob("*"))
+    cache_home = tmp_path / "cache"
+    code = (
+        "import torch\n"
+        "from retouch_core.engine.grid import identity_grid\n"
+        "from retouch_core.engine.slicing import _cpu_kernel, slice_and_apply\n"
+        "image = torch.rand(1, 3, 8, 8)\n"
+        "out = slice_and_apply(image, identity_grid(depth=4, height=2, width=2), backend='cpu_kernel')\n"
+        "assert torch.allclose(out, image, atol=1e-6)\n"
+        "print(_cpu_kernel().slice_apply_image.stats.cache_path)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(library.parent), "XDG_CACHE_HOME": str(cache_home),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert sorted(p.relative_to(library) for p in library.rglob("*")) == before
+        cache_path = Path(result.stdout.split()[-1])
+        assert cache_path.is_relative_to(cache_home / "instantretouch" / "numba")
+        assert any(cache_path.glob("_cpu_kernel.slice_apply_image-*.nbi"))
+    finally:
+        for path in [library, *library.rglob("*")]:  # let tmp_path be cleaned up
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)

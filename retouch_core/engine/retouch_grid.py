@@ -85,10 +85,11 @@ class RetouchGrid:
                     "for this image (any resolution of the same framing works)"
                 )
 
-    def apply(self, image: torch.Tensor, backend: str = "auto") -> torch.Tensor:
-        """(B, C, H, W) image -> (B, C', H, W) retouched (see slice_and_apply)."""
-        self.check_image(image.shape[0], image.shape[-2], image.shape[-1])
-        return slice_and_apply(image, self.grid, self.guide, backend=backend)
+    def apply(self, image: torch.Tensor, backend: str = "auto", band: tuple[int, int] | None = None) -> torch.Tensor:
+        """(B, C, H, W) image -> (B, C', H, W) retouched (see slice_and_apply); with ``band =
+        (first_row, full_height)`` the image holds only those rows of a taller one."""
+        self.check_image(image.shape[0], band[1] if band else image.shape[-2], image.shape[-1])
+        return slice_and_apply(image, self.grid, self.guide, backend=backend, band=band)
 
     # ------------------------------------------------------------------ batch operations
     def select(self, index: int) -> "RetouchGrid":

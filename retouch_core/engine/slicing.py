@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def slice_and_apply(
     *,
     backend: str = "auto",
     max_tile_pixels: int = DEFAULT_TILE_PIXELS,
+    band: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Apply a bilateral grid to an image at the image's own resolution.
 
@@ -58,6 +60,9 @@ def slice_and_apply(
             :class:`~retouch_core.engine.guide.LearnedGuide`.
         backend: one of ``"auto"``, ``"grid_sample"``, ``"gather"``, ``"cpu_kernel"``.
         max_tile_pixels: pixels per row band on the torch paths (bounds peak memory).
+        band: ``(first_row, full_height)`` when ``image`` (and a guide map) hold only rows
+            ``first_row..first_row + H - 1`` of a ``full_height``-tall image: each row is then
+            sliced exactly as in the whole image, so an image can be edited band by band.
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype; a new tensor, inputs are never modified.
@@ -79,17 +84,20 @@ def slice_and_apply(
     rgb = rgb.to(compute_dtype)
     grid = grid.to(device=image.device, dtype=compute_dtype)
     guide_map, params = _resolve_guide(guide, rgb)
+    first_row, full_height = band if band is not None else (0, rgb.shape[-2])
+    if not 0 <= first_row <= full_height - rgb.shape[-2]:
+        raise ValueError(f"band {band} does not hold the image's {rgb.shape[-2]} rows")
 
     chosen = _choose_backend(backend, rgb, grid, guide_map, params)
     if chosen == "cpu_kernel":
-        out = _slice_cpu_kernel(rgb, grid, guide_map, params)
+        out = _slice_cpu_kernel(rgb, grid, guide_map, params, first_row, full_height)
     else:
         if not torch.isfinite(rgb).all():
             raise ValueError("image contains NaN or Inf values")
         if guide_map is not None and not torch.isfinite(guide_map).all():
             raise ValueError("guide contains NaN or Inf values")
         sampler = _sample_grid_sample if chosen == "grid_sample" else _sample_gather
-        out = _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels)
+        out = _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels, first_row, full_height)
     return join_alpha(out.to(image.dtype), alpha)
 
 
@@ -148,21 +156,38 @@ def _choose_backend(backend, rgb, grid, guide_map, params) -> str:
 KERNEL_MODULE = "instantretouch_cpu_kernel"
 
 
+_KERNEL_LOCK = threading.Lock()  # one import of the kernel, whichever thread asks first
+
+
 def _cpu_kernel():
-    """The numba kernel module, or None where numba cannot be imported."""
-    if KERNEL_MODULE in sys.modules:
-        return sys.modules[KERNEL_MODULE]
-    if importlib.util.find_spec("numba") is None:
-        return None
-    spec = importlib.util.spec_from_file_location(KERNEL_MODULE, Path(__file__).with_name("_cpu_kernel.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[KERNEL_MODULE] = module
-    try:
-        spec.loader.exec_module(module)
-    except ImportError:
-        del sys.modules[KERNEL_MODULE]
-        return None
-    return module
+    """The numba kernel module (compiled, or loaded from the cache), or None without numba."""
+    with _KERNEL_LOCK:
+        if KERNEL_MODULE in sys.modules:
+            return sys.modules[KERNEL_MODULE]
+        if importlib.util.find_spec("numba") is None:
+            return None
+        spec = importlib.util.spec_from_file_location(KERNEL_MODULE, Path(__file__).with_name("_cpu_kernel.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[KERNEL_MODULE] = module  # before running it: numba's cache looks it up
+        try:
+            with _keep_torch_thread_count():  # the kernel is compiled (or loaded) right here
+                spec.loader.exec_module(module)
+        except ImportError:
+            del sys.modules[KERNEL_MODULE]
+            return None
+        return module
+
+
+def load_cpu_kernel_in_background() -> threading.Thread:
+    """Start importing numba and loading (or compiling) the CPU kernel in a daemon thread.
+
+    Apps call this at start-up (the ComfyUI pack on import, the CLI before it reads the
+    image), so the first slice finds the kernel ready instead of paying for numba's import
+    and the cache load (or, on the very first run, the compilation). Safe to call repeatedly.
+    """
+    thread = threading.Thread(target=_cpu_kernel, name="instantretouch-kernel", daemon=True)
+    thread.start()
+    return thread
 
 
 def _require_cpu_kernel(rgb, grid, guide_map, params) -> None:
@@ -175,7 +200,7 @@ def _require_cpu_kernel(rgb, grid, guide_map, params) -> None:
         raise ValueError("backend='cpu_kernel' has no autograd; use 'grid_sample' for training")
 
 
-def _slice_cpu_kernel(rgb, grid, guide_map, params) -> torch.Tensor:
+def _slice_cpu_kernel(rgb, grid, guide_map, params, first_row, full_height) -> torch.Tensor:
     kernel = _cpu_kernel()
     batch, _, height, width = rgb.shape
     image = rgb.float().contiguous()
@@ -190,7 +215,8 @@ def _slice_cpu_kernel(rgb, grid, guide_map, params) -> torch.Tensor:
             else:
                 mode, zmap = _guide_mode(params.select(b), kernel), np.zeros((1, 1), np.float32)
             p = [t[0].detach().float().contiguous().numpy() for t in (params or GuideParams.identity()).select(b).tensors()]
-            bad = kernel.slice_apply_image(image[b].numpy(), grid_cl[b % grid_cl.shape[0]].numpy(), mode, zmap, *p[:4], float(p[4]), out[b].numpy())
+            bad = kernel.slice_apply_image(image[b].numpy(), first_row, full_height, grid_cl[b % grid_cl.shape[0]].numpy(),
+                                           mode, zmap, *p[:4], np.float32(p[4]), out[b].numpy())
             if bad:
                 culprit = "guide" if torch.isfinite(image[b]).all() else "image"
                 raise ValueError(f"{culprit} contains NaN or Inf values (image {b} of the batch)")
@@ -199,16 +225,24 @@ def _slice_cpu_kernel(rgb, grid, guide_map, params) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _torch_thread_budget(kernel):
-    """Run numba on torch's thread count and leave that count as it was.
+    """Run numba on torch's thread count and leave that count as it was."""
+    with _keep_torch_thread_count() as threads:
+        kernel.set_thread_count(threads)
+        yield
 
-    Numba's OpenMP layer starts its pool with ``omp_set_num_threads(NUMBA_NUM_THREADS)``, and
-    OpenMP's count is torch's too: without this, the first kernel call would silently undo
-    the user's ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` for every later torch op.
+
+@contextlib.contextmanager
+def _keep_torch_thread_count():
+    """Leave torch's thread count as it was, and yield it.
+
+    Numba's OpenMP layer starts its pool (when the parallel kernel is compiled or first run)
+    with ``omp_set_num_threads(NUMBA_NUM_THREADS)``, and OpenMP's count is torch's too:
+    without this, the kernel would silently undo the user's ``torch.set_num_threads`` /
+    ``OMP_NUM_THREADS`` for every later torch op.
     """
     threads = torch.get_num_threads()
-    kernel.set_thread_count(threads)
     try:
-        yield
+        yield threads
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
@@ -221,7 +255,7 @@ def _guide_mode(params: GuideParams, kernel) -> int:
     return kernel.GUIDE_LINEAR if is_linear else kernel.GUIDE_LEARNED
 
 
-def _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels) -> torch.Tensor:
+def _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels, first_row, full_height) -> torch.Tensor:
     """Run ``sampler`` over row bands and apply the sampled affines."""
     batch, _, height, width = rgb.shape
     rows = max(1, max_tile_pixels // width)
@@ -233,7 +267,7 @@ def _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels) -> t
             z = guide_map[:, :, top:bottom].expand(batch, -1, -1, -1)
         else:
             z = apply_guide(band, params)
-        affine = sampler(grid, z, top, height, width)
+        affine = sampler(grid, z, first_row + top, full_height, width)
         out[:, :, top:bottom] = apply_affine(affine, band)
     return out
 

@@ -140,6 +140,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
         >>> image.shape, info.bit_depth, round(image.mean().item(), 4)
         (torch.Size([1, 3, 4, 6]), 16, 0.5)
     """
+    array, info = read_pixels(path, max_pixels)
+    return pixels_to_tensor(array), info
+
+
+def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`read_image` without the float conversion: (H, W, C) uint8 or uint16, upright.
+
+    A quarter (8 bit) or half (16 bit) of the float image's memory: what a caller that works
+    in bands (:mod:`retouch_core.apps.banded`) keeps whole.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -157,8 +167,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
     except _DECODER_ERRORS as err:
         # Decoders report damaged files with many exception types; the user needs one message.
         raise ImageFormatError(f"{path}: damaged or unreadable image ({err})") from err
-    array = apply_orientation(array, info.orientation)
-    return _to_tensor(array), info
+    return apply_orientation(array, info.orientation), info
 
 
 def check_pixel_count(path, width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -365,7 +374,7 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array))
 
 
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
+def pixels_to_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1]."""
     scale = float(np.iinfo(array.dtype).max)
     # uint16 has no torch counterpart on every version: widen to int32 first.
@@ -428,13 +437,27 @@ def write_image(
         >>> read_image(path)[1].format
         'JPEG'
     """
-    path = Path(path)
     tensor = _check_tensor(tensor)
     fmt = check_writable(path, MODES[tensor.shape[0]])
+    write_pixels(path, _quantise(tensor, _output_bit_depth(fmt, info, bit_depth)), info, quality=quality)
+
+
+def output_bit_depth(path: str | Path, info: ImageInfo | None) -> int:
+    """The bit depth :func:`write_image` writes ``path`` at: the source's where the format allows."""
+    return _output_bit_depth(format_for_path(path), info, None)
+
+
+def write_pixels(path: str | Path, array: np.ndarray, info: ImageInfo | None = None, *,
+                 quality: int = DEFAULT_QUALITY) -> None:
+    """:func:`write_image` for pixels already quantised: (H, W, C) uint8, or uint16 for 16-bit
+    PNG and TIFF (see :func:`output_bit_depth`)."""
+    path = Path(path)
+    fmt = check_writable(path, MODES[array.shape[-1]])
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder {path.parent} does not exist")
-    depth = _output_bit_depth(fmt, info, bit_depth)
-    array = _quantise(tensor, depth)
+    depth = 16 if array.dtype == np.uint16 else 8
+    if depth not in BIT_DEPTHS[fmt]:
+        raise ImageFormatError(f"{fmt} files hold {' or '.join(map(str, BIT_DEPTHS[fmt]))}-bit images, not {depth}-bit")
     icc = info.icc_profile if info is not None else None
     exif = _upright_exif(info.exif) if info is not None and info.exif else None
     temporary = path.with_name(f".ir{os.getpid()}-{secrets.token_hex(4)}.part")
@@ -476,11 +499,6 @@ def _is_stale(part: Path, pid: int) -> bool:
     except PermissionError:  # it exists, owned by another user
         return False
     return False
-
-
-def output_bit_depth(path: str | Path, info: ImageInfo | None) -> int:
-    """Bits per channel :func:`write_image` writes to ``path`` for a source like ``info``."""
-    return _output_bit_depth(format_for_path(path), info, None)
 
 
 def _output_bit_depth(fmt: str, info: ImageInfo | None, bit_depth: int | None) -> int:

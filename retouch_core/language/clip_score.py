@@ -206,12 +206,15 @@ def alignment_loss(
     temperature: float = 0.07,
     weights: torch.Tensor | Sequence[float] | None = None,
     reduction: str = "mean",
+    average: str = "weighted",
 ) -> torch.Tensor:
     """InstantRetouch attribute alignment loss (eqs. 5-6).
 
     s_plus, s_minus: (B, K). For attribute k,
     ``L_k = -log( exp(s+/τ) / (exp(s+/τ) + exp(s-/τ)) )`` = a 2-way log-softmax, and the per-image
-    loss is the weighted mean ``sum_k |w_k| L_k / sum_k |w_k|``.
+    loss is ``sum_k |w_k| L_k`` divided by ``sum_k |w_k|`` (``average="weighted"``) or by the
+    number of attributes with ``w_k != 0`` (``average="count"``: eq. 6's mean of ``w_k L_k`` over
+    the matched attributes, with ``|w_k|`` the matcher's confidence).
     weights: None (all 1), (K,) or (B, K), e.g. matcher confidences. A negative weight means the
     instruction asks for the opposite of the pair's positive prompt, so s+ and s- swap roles for
     that entry. Images whose weights are all 0 get loss 0.
@@ -228,7 +231,10 @@ def alignment_loss(
     logits = torch.stack((pos, neg), dim=-1) / temperature  # (B, K, 2)
     per_attr = -torch.log_softmax(logits, dim=-1)[..., 0]  # (B, K); stable form of -log(e^a / (e^a + e^b))
     mag = w.abs()
-    per_image = (mag * per_attr).sum(-1) / mag.sum(-1).clamp_min(torch.finfo(mag.dtype).tiny)
+    if average not in ("weighted", "count"):
+        raise ValueError(f"average must be 'weighted' or 'count', got {average!r}")
+    norm = mag.sum(-1) if average == "weighted" else (mag > 0).sum(-1).to(mag.dtype)
+    per_image = (mag * per_attr).sum(-1) / norm.clamp_min(torch.finfo(mag.dtype).tiny)
     if reduction == "none":
         return per_image
     if reduction == "mean":

@@ -61,6 +61,14 @@ INTENSITY_QUITE = 1.2
 INTENSITY_STRONG = 1.5
 INTENSITY_EXTREME = 2.0
 
+# Matcher confidence that an attribute was asked for (separate from its signed intensity): a
+# head with an explicit direction or an adjective is certain; a direction copied from a previous
+# noun ("more contrast and warmth"), a negation ("not too bright": what to avoid, not a target)
+# and a bare noun read as "up" ("contrast" alone) are progressively less so.
+CONFIDENCE_INHERITED = 0.8
+CONFIDENCE_NEGATED = 0.7
+CONFIDENCE_NO_DIRECTION = 0.5
+
 MODES = ("auto", "style", "param")
 
 
@@ -77,6 +85,8 @@ class Plan:
         mode: ``"auto"`` (nothing usable: let the model decide), ``"style"`` (attributes were
             read, possibly with explicit params) or ``"param"`` (explicit numbers only).
         attributes: axis attribute name -> signed intensity (1.0 = full recipe; capped at +-2).
+        confidences: attribute name -> how sure the reader is that it was asked for, in (0, 1]
+            (same keys as ``attributes``); the weights of the paper's alignment loss (eq. 6).
         params: parameter name -> explicit value, already clipped to its range.
         unknown: words not understood, in order of appearance, normalised (lower case, no accents).
         notes: human-readable remarks (unsupported requests, conversions, assumptions).
@@ -94,6 +104,7 @@ class Plan:
     unknown: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     text: str = ""
+    confidences: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -632,6 +643,16 @@ class _Mention:
             value *= SOFTEN_SCALE
         return value
 
+    def confidence(self) -> float:
+        """How sure the reading is that this head was asked for (see ``CONFIDENCE_*``)."""
+        if self.mods.neg:
+            return CONFIDENCE_NEGATED
+        if self.inherited:
+            return CONFIDENCE_INHERITED
+        if self.head.noun and self.mods.dir_sign == 0:
+            return CONFIDENCE_NO_DIRECTION
+        return 1.0
+
 
 # A clause with a copula and no request word describes the photo ("the colours look dull", "there's a
 # magenta cast"); a request word makes it a wish ("make it feel like winter", "I want it to look dull").
@@ -807,6 +828,15 @@ class _Reader:
         }
 
 
+    def confidences(self) -> dict[str, float]:
+        """Per attribute, the most confident of its mentions."""
+        best: dict[str, float] = {}
+        for mention in self.mentions:
+            name = mention.head.attribute
+            best[name] = max(best.get(name, 0.0), mention.confidence())
+        return best
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
@@ -848,4 +878,5 @@ def parse_instruction(text: str, bank: AttributeBank | None = None) -> Plan:
     else:
         mode = "auto"
         notes.append("nothing usable was understood: falling back to automatic enhancement")
-    return Plan(mode, attributes, params, reader.unknown, notes, text)
+    confidences = {name: value for name, value in reader.confidences().items() if name in attributes}
+    return Plan(mode, attributes, params, reader.unknown, notes, text, confidences)

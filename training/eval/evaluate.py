@@ -22,6 +22,12 @@ What is measured per triplet and averaged per method: :mod:`.protocol` (fidelity
 editing quality against the target, CLIP direction with ``--clip PATH``, direction accuracy
 without CLIP, ``--timing`` at 720p, 1K, 2K and 4K).
 
+``--device cuda|mps|cpu`` runs the models (their networks, prediction and full-resolution
+slicing) on that device, synchronised around every timed call; the report names the device.
+
+``--judge`` plugs in a VLM judge of SC and PQ (a command template or ``module:function``, see
+:mod:`.judge`); the table then adds SC, PQ and O = sqrt(SC * PQ).
+
 ``--report DIR`` writes ``metrics.csv`` (per triplet), ``summary.md``, ``summary.json``
 (:mod:`.report`), ``grid.png`` (input / outputs / target for up to 8 triplets) and
 ``metrics.png`` (bars) (:mod:`.plots`).
@@ -43,6 +49,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..cli import add_subcommand, run_subcommand
+from .device import resolve_device
+from .judge import load_judge
 from .methods import NAMED_METHODS, PrecomputedOutputs, Retoucher, command_retoucher, model_retoucher
 from .protocol import TIMING_SIZES, evaluate, load_learned_metrics
 from .records import EvaluationError, Triplet, dataset_triplets, pair_triplets
@@ -127,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     opts.add_argument("--low-res", type=int, default=256, metavar="PX",
                       help="long side of the copy that teacher: and xhat: methods edit (default: 256)")
     opts.add_argument("--command-timeout", type=float, metavar="SECONDS", help="per-image limit for --command")
+    opts.add_argument("--device", default="cpu", metavar="cpu|cuda|mps",
+                      help="where models and slicing run (default: cpu); timings synchronise it")
+    opts.add_argument("--judge", metavar="TEMPLATE|MODULE:FUNCTION",
+                      help="VLM judge of SC / PQ: a command with {input} {output} {instruction} printing "
+                           "SC and PQ, or a Python callable (input, output, instruction) -> (SC, PQ)")
+    opts.add_argument("--judge-timeout", type=float, metavar="SECONDS", help="per-image limit for a --judge command")
     opts.add_argument("--report", metavar="DIR", help="write metrics.csv, summary.md/json and PNG plots here")
     opts.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(methods=None, func=run)
@@ -161,9 +175,10 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 256) -> Retoucher | PrecomputedOutputs:
+def _build_method(kind: str, value: str, timeout: float | None, low_res: int = 256,
+                  device: str = "cpu") -> Retoucher | PrecomputedOutputs:
     if kind == "model":
-        return model_retoucher(value, low_res)
+        return model_retoucher(value, low_res, device)
     if kind == "command":
         return command_retoucher(value, timeout)
     if not Path(value).is_dir():
@@ -207,12 +222,14 @@ def run(args: argparse.Namespace) -> int:
 
         return run_cli(args, _unique([_method_name(*m) for m in args.methods]))
     try:
+        device = resolve_device(args.device)
         triplets, source = _load_triplets(args)
         names = _unique([_method_name(*m) for m in args.methods])
         methods = [
-            (name, _build_method(kind, value, args.command_timeout, args.low_res))
+            (name, _build_method(kind, value, args.command_timeout, args.low_res, device))
             for name, (kind, value, _) in zip(names, args.methods)
         ]
+        judge = load_judge(args.judge, args.judge_timeout) if args.judge else None
         scorer = None
         if args.clip:
             from retouch_core.language.clip_score import load_clip
@@ -223,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             evaluate(
                 method, triplets, name=name, clip=scorer, learned=learned,
                 timing_sizes=TIMING_SIZES if args.timing else None, timing_repeats=args.timing_repeats,
-                progress=not args.no_progress,
+                progress=not args.no_progress, judge=judge, device=device,
             )
             for name, method in methods
         ]

@@ -99,7 +99,8 @@ class LowResEditor:
 
     KINDS = ("teacher", "xhat")
 
-    def __init__(self, spec: str, low_res: int = 256, steps: int = 20, seed: int = 0):
+    def __init__(self, spec: str, low_res: int = 256, steps: int = 20, seed: int = 0,
+                 device: str | torch.device = "cpu"):
         kind, _, path = spec.partition(":")
         if kind not in self.KINDS or not path:
             raise EvaluationError(f"expected teacher:DIR or xhat:STUDENT_FILE, got {spec!r}")
@@ -112,6 +113,8 @@ class LowResEditor:
             from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet
 
             self.model = BilateralStudentNet.load(path).eval()
+        self.device = torch.device(device)
+        self.model.to(self.device)
 
     def edit_low_res(self, low: torch.Tensor, instruction: str) -> torch.Tensor:
         """(1, 3, h, w), sides multiples of the model's size multiple -> (1, 3, h, w) edit."""
@@ -126,8 +129,8 @@ class LowResEditor:
         from retouch_core.models.diffusion.bilateral_student import resize_to_multiple
 
         low = resize_to_multiple(low_res_copy(image.float(), self.low_res), self.model.size_multiple).clamp(0, 1)
-        edit = self.edit_low_res(low, instruction).clamp(0, 1)
-        return resize(edit, image.shape[-2:]).clamp(0, 1)
+        edit = self.edit_low_res(low.to(self.device), instruction).clamp(0, 1)
+        return resize(edit, image.shape[-2:]).clamp(0, 1).cpu()
 
 
 @dataclass(frozen=True)
@@ -148,29 +151,53 @@ NAMED_METHODS: Mapping[str, NamedMethod] = {
 }
 
 
-def model_retoucher(name_or_path: str, low_res: int = 256) -> Retoucher:
+def model_retoucher(name_or_path: str, low_res: int = 256, device: str | torch.device = "cpu") -> Retoucher:
     """A name of :data:`NAMED_METHODS`, ``teacher:DIR`` / ``xhat:FILE`` (:class:`LowResEditor` at
     ``low_res``) or a model from ``retouch_core.models.load_retouch_model(name_or_path)``.
 
-    The loaded model must be callable as ``(image (1, 3, H, W), instruction) -> (1, 3, H, W)``;
-    it runs under ``torch.inference_mode``. Raises EvaluationError for an unknown name.
+    A loaded grid model must have ``predict(image, instruction) -> (RetouchGrid, Plan)`` (every
+    :class:`~retouch_core.models.base.RetouchModel` has). On ``device`` run its networks (every
+    ``nn.Module`` it holds is moved there), its prediction and the full-resolution slicing; the
+    output comes back to the CPU. Runs under ``torch.inference_mode``. Raises EvaluationError
+    for an unknown name.
     """
     from retouch_core.models import load_retouch_model
 
     if name_or_path in NAMED_METHODS:
         return NAMED_METHODS[name_or_path].build(low_res)
     if name_or_path.partition(":")[0] in LowResEditor.KINDS:
-        return LowResEditor(name_or_path, low_res)
+        return LowResEditor(name_or_path, low_res, device=device)
     try:
         model = load_retouch_model(name_or_path)
     except FileNotFoundError as err:
         raise EvaluationError(f"{err}; evaluation methods: {sorted(NAMED_METHODS)}") from None
+    device = torch.device(device)
+    move_model(model, device)
 
     def run(image: torch.Tensor, instruction: str) -> torch.Tensor:
         with torch.inference_mode():
-            return model(image, instruction)
+            image = image.to(device)
+            grid, _ = model.predict(image, instruction)
+            return grid_on(grid, device).apply(image).cpu()
 
     return run
+
+
+def move_model(model, device: torch.device) -> None:
+    """Move every ``nn.Module`` a retouch model holds to ``device`` (and its ``device`` attribute)."""
+    for name, value in vars(model).items():
+        if isinstance(value, torch.nn.Module):
+            value.to(device)
+    if hasattr(model, "device"):
+        model.device = device
+
+
+def grid_on(grid, device: torch.device):
+    """A :class:`~retouch_core.engine.retouch_grid.RetouchGrid` with its tensors on ``device``."""
+    import dataclasses
+
+    guide = None if grid.guide is None else grid.guide.to(device=device)
+    return dataclasses.replace(grid, grid=grid.grid.to(device), guide=guide)
 
 
 @dataclass(frozen=True)

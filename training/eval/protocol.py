@@ -12,8 +12,9 @@ Per triplet:
 * direction accuracy without CLIP: for attributes with a measurable CIELAB proxy (brightness ->
   mean L*, contrast -> std L*, warmth -> mean b*, tint -> mean a*, saturation / vibrance -> mean
   chroma), did the output move the proxy the instructed way relative to the input;
+* VLM judge (one given, :mod:`.judge`): SC, PQ and O = sqrt(SC * PQ);
 * timing (asked for): median milliseconds of the retoucher on the first input resized to 720p,
-  1K, 2K and 4K frames.
+  1K, 2K and 4K frames, the device synchronised before and after each call (:mod:`.device`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from retouch_core.engine.psnr import psnr
 from retouch_core.engine.resize import resize
 
 from . import metrics as M
+from .device import synchronize
 from .methods import GridFitOracle, PrecomputedOutputs, Retoucher
 from ..data.images import read_rgb
 from .records import EvaluationError, Triplet, thumbnail
@@ -76,7 +78,7 @@ PROXY_TOLERANCE = 1e-4
 ROW_COLUMNS = (
     "method", "id", "subset", "instruction",
     *FIDELITY, *LEARNED, *EDITING,
-    "clip_dir", "clip_n",
+    "clip_dir", "clip_n", "sc", "pq", "o",
     *(f"dir_{axis}" for axis in PROXIES), "dir_acc",
     "notes",
 )
@@ -228,6 +230,7 @@ def _evaluate_one(
     learned: Mapping[str, Any],
     scorer,
     bank,
+    judge=None,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """All metrics of one triplet. -> (CSV row without the method column, output (1, 3, H, W))."""
     from retouch_core.language.matcher import parse_instruction
@@ -247,6 +250,8 @@ def _evaluate_one(
     moved, n = clip_direction(scorer, image, output, plan, bank) if scorer is not None else (0, 0)
     row["clip_dir"] = moved / n if n else math.nan
     row["clip_n"] = n
+    scores = judge(image, output, triplet.instruction) if judge is not None else None
+    row.update(sc=scores.sc, pq=scores.pq, o=scores.overall) if scores else row.update(sc=math.nan, pq=math.nan, o=math.nan)
 
     axes = instructed_axes(plan)
     hits = direction_hits(lab_stats(image), lab_stats(output), axes) if axes else {}
@@ -268,7 +273,8 @@ class MethodResult:
 
     rows: per-triplet dicts with :data:`ROW_COLUMNS` keys (floats, NaN = not applicable,
     "missing" = weights absent); timing_ms: {size: median ms} or None when not measured;
-    missing: metric -> reason; clip: whether CLIP was requested; previews: (triplet, output
+    missing: metric -> reason; clip / judge: whether CLIP / a VLM judge was requested; device:
+    where the retoucher ran; previews: (triplet, output
     thumbnail (1, 3, h, w)) of the first triplets, for the grid; scale_psnr: dB agreement of the
     smallest and largest timed frames (:func:`scale_agreement`), None when not measured.
     """
@@ -279,6 +285,8 @@ class MethodResult:
     scale_psnr: float | None = None
     missing: dict[str, str] = field(default_factory=dict)
     clip: bool = False
+    judge: bool = False
+    device: str = "cpu"
     previews: list[tuple[Triplet, torch.Tensor]] = field(default_factory=list)
 
 
@@ -293,6 +301,8 @@ def evaluate(
     timing_repeats: int = 3,
     preview_count: int = 8,
     progress: bool = True,
+    judge=None,
+    device: str | torch.device = "cpu",
 ) -> MethodResult:
     """Run one method over ``triplets`` and measure everything.
 
@@ -301,6 +311,8 @@ def evaluate(
     learned: :func:`load_learned_metrics` result (None: loaded here from the default folders).
     timing_sizes: e.g. :data:`TIMING_SIZES` to time the retoucher on the first input (not
     possible for precomputed outputs: reported as not measured).
+    judge: a :data:`~.judge.Judge` (SC, PQ, O per triplet) or None. device: where the retoucher
+    runs (it is synchronised around each timed call; the retoucher moves its own tensors).
     """
     from tqdm.auto import tqdm
 
@@ -321,9 +333,10 @@ def evaluate(
 
     bank = default_bank()
     missing = {k: v for k, v in learned.items() if isinstance(v, str)}
-    result = MethodResult(name, [], missing=missing, clip=clip is not None)
+    result = MethodResult(name, [], missing=missing, clip=clip is not None, judge=judge is not None,
+                          device=str(device))
     for triplet in tqdm(triplets, desc=name, unit="img", disable=not progress, leave=False):
-        row, output = _evaluate_one(produce, triplet, learned, clip, bank)
+        row, output = _evaluate_one(produce, triplet, learned, clip, bank, judge)
         result.rows.append({"method": name, **row})
         if len(result.previews) < preview_count:
             result.previews.append((triplet, thumbnail(output)))
@@ -331,7 +344,7 @@ def evaluate(
     if timing_sizes and not isinstance(retoucher, (PrecomputedOutputs, GridFitOracle)):
         first = triplets[0]
         image = read_rgb(first.input)
-        result.timing_ms = time_retoucher(retoucher, image, first.instruction, timing_sizes, timing_repeats)
+        result.timing_ms = time_retoucher(retoucher, image, first.instruction, timing_sizes, timing_repeats, device)
         frames = sorted(timing_sizes.values(), key=lambda hw: hw[0] * hw[1])
         result.scale_psnr = scale_agreement(retoucher, image, first.instruction, frames[0], frames[-1])
     return result
@@ -343,11 +356,14 @@ def time_retoucher(
     instruction: str = "",
     sizes: Mapping[str, tuple[int, int]] = TIMING_SIZES,
     repeats: int = 3,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Median wall-clock ms of ``retoucher`` on ``image`` (1, 3, H, W) resized to each frame of ``sizes``.
 
     Frames are (height, width) landscape; a portrait image gets the transposed frame so the pixel
     count is that of the named resolution. One untimed warm-up call per size (lazy init, caches).
+    ``device`` is synchronised before the clock starts and before it stops (CUDA / MPS queue
+    kernels asynchronously).
     """
     portrait = image.shape[-2] > image.shape[-1]
     timings = {}
@@ -357,8 +373,10 @@ def time_retoucher(
             retoucher(frame, instruction)
             times = []
             for _ in range(max(1, repeats)):
+                synchronize(device)
                 start = time.perf_counter()
                 retoucher(frame, instruction)
+                synchronize(device)
                 times.append(time.perf_counter() - start)
         timings[label] = 1000.0 * statistics.median(times)
     return timings

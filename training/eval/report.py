@@ -12,17 +12,19 @@ from typing import Any, Mapping, Sequence
 
 from .plots import plot_grid, plot_metrics
 from .protocol import PROXIES, ROW_COLUMNS, TIMING_SIZES, MethodResult
-from .summary import DECIMALS, LABELS, TABLE_METRICS, cell, timing_labels, summarize
+from .summary import DECIMALS, JUDGE_METRICS, LABELS, TABLE_METRICS, cell, timing_labels, summarize
 
 def format_markdown(summaries: Sequence[Mapping[str, Any]], title: str = "Evaluation") -> str:
     """summary.md: the paper's table, the per-attribute direction accuracy, and what was missing."""
     labels = timing_labels(summaries)
     scaled = any(s.get("scale_psnr") is not None for s in summaries)
-    header = ["method", *(LABELS[m] for m in TABLE_METRICS), *(f"ms@{k}" for k in labels)]
+    # The judge's columns only when a judge was given: without one the table is the paper's.
+    shown = [m for m in TABLE_METRICS if m not in JUDGE_METRICS or any(s["metrics"][m] is not None for s in summaries)]
+    header = ["method", *(LABELS[m] for m in shown), *(f"ms@{k}" for k in labels)]
     header += [f"{labels[0]}≈{labels[-1]} dB↑"] if scaled else []
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
-        cells = [s["name"], *(cell(s["metrics"][m], DECIMALS.get(m, 4)) for m in TABLE_METRICS)]
+        cells = [s["name"], *(cell(s["metrics"][m], DECIMALS.get(m, 4)) for m in shown)]
         timing = s["timing_ms"]
         cells += [cell(None if timing is None else timing.get(k, math.nan), 1) for k in labels]
         cells += [cell(s.get("scale_psnr"), 2)] if scaled else []
@@ -47,11 +49,14 @@ def format_markdown(summaries: Sequence[Mapping[str, Any]], title: str = "Evalua
 
     notes = sorted({f"{m}: {why}" for s in summaries for m, why in s["missing"].items()})
     lines += ["", "## Notes", "", f"- triplets per method: {', '.join(str(s['n']) for s in summaries)}"]
+    lines += [f"- device: {', '.join(dict.fromkeys(s.get('device', 'cpu') for s in summaries))}"]
     lines += [f"- missing {n}" for n in notes]
     lines += [
         "- fidelity (SSIM, CW-SSIM, GMSD, DISTS, LPIPS) compares the grey, histogram-matched output with the grey "
         "input; L1, L2, PSNR, ΔE (CIEDE2000) compare the output with the target.",
         "- CLIP↑ = fraction of instructed attributes whose CLIP margin moved the instructed way.",
+        "- SC↑, PQ↑ = the VLM judge's semantic consistency and perceptual quality (--judge); O↑ = mean of "
+        "sqrt(SC × PQ) per triplet.",
         "- cells: n/a = not applicable, — = not requested, missing = weights not on this machine.",
     ]
     return "\n".join(lines) + "\n"

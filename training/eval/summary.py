@@ -11,12 +11,14 @@ import numpy as np
 from .protocol import EDITING, FIDELITY, LEARNED, MISSING, PROXIES, TIMING_SIZES, MethodResult
 
 # The paper's column order.
-TABLE_METRICS = (*FIDELITY, *LEARNED, *EDITING, "clip_dir")
+TABLE_METRICS = (*FIDELITY, *LEARNED, *EDITING, "clip_dir", "sc", "pq", "o")
+JUDGE_METRICS = ("sc", "pq", "o")  # VLM judge (training.eval.judge): means of SC, PQ, sqrt(SC * PQ)
 LABELS = {
     "ssim": "SSIM↑", "cw_ssim": "CW-SSIM↑", "gmsd": "GMSD↓", "dists": "DISTS↓", "lpips": "LPIPS↓",
     "l1": "L1↓", "l2": "L2↓", "psnr": "PSNR↑", "delta_e": "ΔE↓", "clip_dir": "CLIP↑",
+    "sc": "SC↑", "pq": "PQ↑", "o": "O↑",
 }
-DECIMALS = {"psnr": 2, "delta_e": 2, "clip_dir": 3, "l2": 5}
+DECIMALS = {"psnr": 2, "delta_e": 2, "clip_dir": 3, "l2": 5, "sc": 3, "pq": 3, "o": 3}
 
 
 def _mean(values: Sequence[Any]) -> float:
@@ -42,6 +44,8 @@ def summarize(result: MethodResult) -> dict[str, Any]:
             n = sum(r["clip_n"] for r in rows)
             moved = sum(r["clip_dir"] * r["clip_n"] for r in rows if r["clip_n"])
             means[metric] = (moved / n if n else math.nan) if result.clip else None
+        elif metric in JUDGE_METRICS:
+            means[metric] = _mean([r[metric] for r in rows]) if result.judge else None
         else:
             means[metric] = _mean([r[metric] for r in rows])
 
@@ -57,6 +61,7 @@ def summarize(result: MethodResult) -> dict[str, Any]:
     return {
         "name": result.name,
         "n": len(rows),
+        "device": result.device,
         "metrics": means,
         "direction": direction,
         "timing_ms": result.timing_ms,

@@ -55,6 +55,7 @@ class ModelConfig:
     Attributes:
         teacher: a local diffusers folder (InstructPix2Pix layout) or a teacher ``.safetensors``.
         config_dir: for a raw single-file teacher, the local diffusers folder with its configs.
+        variant: weight-file variant of a diffusers folder, e.g. ``"fp16"`` (``*.fp16.safetensors``).
         init_from_sd: ``train-teacher`` only: a local text-to-image Stable Diffusion folder whose
             UNet is widened to 8 input channels (zero-initialised, as InstructPix2Pix does).
         allow_download: allow ``teacher`` / ``init_from_sd`` to be hub ids.
@@ -64,6 +65,7 @@ class ModelConfig:
 
     teacher: str | None = None
     config_dir: str | None = None
+    variant: str | None = None
     init_from_sd: str | None = None
     allow_download: bool = False
     tiny: bool = False
@@ -94,6 +96,10 @@ class RunConfig:
         resume: ``"latest"`` (continue ``output_dir`` if it has a checkpoint), a checkpoint
             folder, or ``None`` (start fresh).
         cpu: force CPU even when a GPU is visible.
+        gradient_checkpointing: recompute activations in the backward pass instead of storing
+            them (diffusers' checkpointing of the trained UNets and the VAE decoder the data loss
+            runs through): one more forward pass of each per step for a fraction of the activation memory;
+            ``python -m retouch_training.train.memory`` prints both for a config.
     """
 
     output_dir: str = "runs/retouch"
@@ -107,6 +113,7 @@ class RunConfig:
     keep_checkpoints: int = 2
     resume: str | None = "latest"
     cpu: bool = False
+    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -151,14 +158,30 @@ class LossWeights:
 
 
 @dataclass
+class CurriculumPhase:
+    """One phase of the phased curriculum: VSD timesteps ``t ~ U[t_min, t_max]`` for ``steps``
+    optimizer steps (the last phase lasts until the end of the run; its ``steps`` is ignored)."""
+
+    steps: int = 0
+    t_min: int = 20
+    t_max: int = 980
+
+
+@dataclass
 class CurriculumConfig:
-    """Timesteps of the VSD term: ``t ~ U[low(step), t_max]``, ``low`` falls linearly from
-    ``start`` to ``t_min`` over ``steps`` optimizer steps (high noise first)."""
+    """Timesteps of the VSD term, high noise first.
+
+    Linear (``phases`` empty): ``t ~ U[low(step), t_max]``, ``low`` falls linearly from ``start``
+    to ``t_min`` over ``steps`` optimizer steps. Phased (the paper's three stages of high, mid
+    and low noise): ``phases`` in order, each with its own range and length. ``t_min`` /
+    ``t_max`` are also the range the fake score trains on in both forms.
+    """
 
     t_min: int = 20
     t_max: int = 980
     start: int = 800
     steps: int = 5000
+    phases: tuple[CurriculumPhase, ...] = ()
 
 
 @dataclass
@@ -184,12 +207,16 @@ class FakeScoreConfig:
 @dataclass
 class ClipConfig:
     """CLIP judge of the alignment loss. ``path``: local open_clip model (folder or file);
-    ``arch``: its architecture if no config sits next to it; ``tiny``: random tiny CLIP (tests)."""
+    ``arch``: its architecture if no config sits next to it; ``tiny``: random tiny CLIP (tests);
+    ``weighting``: ``"confidence"`` (the paper's eq. 6: mean over matched attributes of the
+    matcher confidence times the term) or ``"intensity"`` (the earlier |intensity|-weighted mean;
+    see ``training.train.losses.clip_alignment``)."""
 
     path: str | None = None
     arch: str | None = None
     tiny: bool = False
     temperature: float = 0.07
+    weighting: str = "confidence"
 
 
 @dataclass

@@ -10,7 +10,8 @@
 Stage 1 trains the one-step generator (paper eq. 2: the teacher's UNet run once at t_max):
 
 * VSD / DMD2 in latent space: the generator sample x̂ is noised to ``x_t`` with ``t`` from a
-  curriculum (high noise first, widening to low noise), the teacher (real score, with both
+  curriculum (high noise first: the paper's high / mid / low phases, or a linearly widening
+  range), the teacher (real score, with both
   CFGs) and the fake score estimate x0; the gradient ``(x0_fake - x0_real) / mean|x̂ - x0_real|``
   is applied through an MSE to the detached target ``x̂ - grad``;
 * the fake score (LoRA on the frozen teacher UNet, or a full copy) learns to denoise the
@@ -50,7 +51,7 @@ from .losses import (
     bilateral_losses,
     build_lpips,
     clip_alignment,
-    curriculum_low,
+    curriculum_range,
     data_loss,
     denoising_loss,
     sample_timesteps,
@@ -64,6 +65,7 @@ from .runtime import (
     build_dataset,
     build_teacher,
     config_overrides,
+    enable_gradient_checkpointing,
     frozen_dtype,
     learning_rate,
     make_accelerator,
@@ -186,6 +188,8 @@ class DistillTrainer:
                 adapter=cfg.adapter))
             # After the student copied the teacher UNet (LoRA must not leak into the generator).
             fake = build_fake_score(t, cfg.fake).to(acc.device)
+        if cfg.run.gradient_checkpointing:  # the teacher UNet is also the fake score in LoRA mode
+            enable_gradient_checkpointing(student.generator.unet, fake, t.unet, getattr(t.codec, "vae", None))
         train_generator = not (cfg.stage == 2 and cfg.freeze_generator)
         student.generator.requires_grad_(train_generator).train()
         student.adapter.requires_grad_(cfg.stage == 2).train()
@@ -236,6 +240,12 @@ class DistillTrainer:
         if not 0 <= cur.t_min <= cur.start <= cur.t_max < steps:
             raise ValueError(f"curriculum needs 0 <= t_min <= start <= t_max < {steps}, got "
                              f"{cur.t_min}, {cur.start}, {cur.t_max}")
+        for i, phase in enumerate(cur.phases):
+            if not 0 <= phase.t_min <= phase.t_max < steps:
+                raise ValueError(f"curriculum.phases[{i}] needs 0 <= t_min <= t_max < {steps}, got "
+                                 f"{phase.t_min}, {phase.t_max}")
+            if phase.steps <= 0 and i < len(cur.phases) - 1:
+                raise ValueError(f"curriculum.phases[{i}].steps must be > 0 (only the last phase is open-ended)")
 
     def _build_clip(self):
         from retouch_core.language.clip_score import load_clip, tiny_clip
@@ -277,9 +287,9 @@ class DistillTrainer:
         """Distribution matching of x̂ (B, C, h, w): ``{"vsd"}`` plus monitoring values."""
         cfg, acc, t = self.config, self.accelerator, self.teacher
         abar, ptype = t.alphas_cumprod, t.prediction_type
-        low = curriculum_low(step, cfg.curriculum.t_min, cfg.curriculum.start, cfg.curriculum.steps)
-        timesteps = sample_timesteps(x0.shape[0], low, cfg.curriculum.t_max, generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        low, high = curriculum_range(step, cfg.curriculum)
+        timesteps = self._draw(lambda n: sample_timesteps(n, low, high, generator), x0)
+        eps = self._draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=generator), x0)
         with torch.no_grad(), acc.autocast():
             x_t = add_noise(x0.detach(), eps, timesteps, abar)
             with real_score(t.unet, cfg.fake.mode) as teacher_unet:
@@ -289,14 +299,14 @@ class DistillTrainer:
         x0_real = x0_from_output(real.float(), x_t, timesteps, abar, ptype)
         x0_fake = x0_from_output(fake.float(), x_t, timesteps, abar, ptype)
         return {"vsd": vsd_loss(x0, x0_real, x0_fake), "dmd_norm": (x0.detach() - x0_real).abs().mean(),
-                "t_low": torch.tensor(float(low))}
+                "t_low": torch.tensor(float(low)), "t_high": torch.tensor(float(high))}
 
     def fake_score_loss(self, x0: torch.Tensor, cond: Conditioning, generator: torch.Generator) -> torch.Tensor:
         """Eq. 4: the fake score denoises detached generator samples over the full t range."""
         cfg, t = self.config, self.teacher
         abar = t.alphas_cumprod
-        timesteps = sample_timesteps(x0.shape[0], cfg.curriculum.t_min, cfg.curriculum.t_max, generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        timesteps = self._draw(lambda n: sample_timesteps(n, cfg.curriculum.t_min, cfg.curriculum.t_max, generator), x0)
+        eps = self._draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=generator), x0)
         with torch.no_grad():
             x_t = add_noise(x0.detach(), eps, timesteps, abar)
             goal = training_target(x0.detach(), eps, timesteps, abar, t.prediction_type)
@@ -316,11 +326,12 @@ class DistillTrainer:
 
         Returns:
             (student terms incl. the weighted ``"total"``, fake-score terms ``{"fake"}``); the
-            student dict also holds monitoring values (``dmd_norm``, ``t_low``) not in the total.
+            student dict also holds monitoring values (``dmd_norm``, ``t_low``, ``t_high``) not in the total.
         """
         cfg, acc = self.config, self.accelerator
         cond = self.conditioning(batch)
-        noise = torch.randn(cond.image_latent.shape, generator=generator).to(acc.device)
+        latent = cond.image_latent
+        noise = self._draw(lambda n: torch.randn((n, *latent.shape[1:]), generator=generator), latent)
         with (contextlib.nullcontext() if update_generator else torch.no_grad()), acc.autocast():
             out = self.student(noise, cond.image_latent, cond.text, with_grid=cfg.stage == 2)
         x0 = out.x0.float()
@@ -334,12 +345,23 @@ class DistillTrainer:
                 terms.update(data_loss(x_hat, cond.low_target, self.lpips if cfg.losses.lpips > 0 else None))
                 if cfg.losses.clip > 0:
                     terms["clip"] = clip_alignment(self.clip, x_hat, cond.instructions, cfg.clip.temperature,
-                                                   cache=self.attribute_cache)
+                                                   cache=self.attribute_cache, weighting=cfg.clip.weighting)
             if cfg.stage == 2:
                 terms.update(self._bilateral_terms(out, cond, x_hat))
             weights = asdict(cfg.losses)
             terms["total"] = sum(weights[k] * v for k, v in terms.items() if k in WEIGHTED_TERMS)
         return terms, {"fake": self.fake_score_loss(x0, cond, generator)}
+
+    def _draw(self, sample, like: torch.Tensor) -> torch.Tensor:
+        """This process's rows of ``sample(global batch)``, on ``like``'s device.
+
+        Every process draws for the whole global batch from the same generator and keeps its own
+        rows (those of its data, see ``ResumableBatchSampler``), so W processes of batch B draw
+        exactly what one process of batch W B does: the run does not depend on the process count.
+        """
+        acc, rows = self.accelerator, like.shape[0]
+        start = acc.process_index * rows
+        return sample(rows * acc.num_processes)[start:start + rows].to(like.device)
 
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) latent -> (B, 3, H, W) float32 image through the frozen decoder (grad flows to x0)."""
@@ -367,7 +389,8 @@ class DistillTrainer:
         totals: dict[str, float] = {}
         norms = {"grad_norm_student": float("nan"), "grad_norm_fake": float("nan")}
         for micro in range(cfg.run.grad_accum):
-            generator = step_generator(cfg.run.seed, acc.process_index, self.step * cfg.run.grad_accum + micro)
+            # Rank 0's stream on every process: _draw slices the global draw per process.
+            generator = step_generator(cfg.run.seed, 0, self.step * cfg.run.grad_accum + micro)
             with acc.accumulate(self.student, self.fake):
                 gen_terms, fake_terms = self.losses(next(batches), generator, update_generator)
                 if update_generator:
@@ -383,8 +406,11 @@ class DistillTrainer:
                         [p for p in self.fake.parameters() if p.requires_grad], cfg.optim.max_grad_norm))
                 self.opt_f.step()
                 self.opt_f.zero_grad(set_to_none=True)
-            for key, value in {**gen_terms, **fake_terms}.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) / cfg.run.grad_accum
+            terms = {**gen_terms, **fake_terms}
+            # Logged values are means over the global batch (all processes), as the losses are.
+            values = acc.reduce(torch.stack([v.detach().float().reshape(()).to(acc.device) for v in terms.values()]), "mean")
+            for key, value in zip(terms, values.tolist()):
+                totals[key] = totals.get(key, 0.0) + value / cfg.run.grad_accum
         self.step += 1
         if update_generator:
             self.ema.update(acc.unwrap_model(self.student))

@@ -8,7 +8,7 @@ The CLIP alignment reuses :mod:`retouch_core.language.clip_score` (eqs. 5-6 live
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from retouch_core.engine.resize import resize
 from retouch_core.language.attributes import AttributeBank, default_bank
 from retouch_core.language.clip_score import ClipScorer, alignment_loss, attribute_scores
-from retouch_core.language.matcher import parse_instruction
+from retouch_core.language.matcher import Plan, parse_instruction
 
 LPIPS_MIN_SIZE = 32  # AlexNet-LPIPS pools its input to nothing below ~32 px
 
@@ -76,6 +76,20 @@ def curriculum_low(step: int, t_min: int, start: int, steps: int) -> int:
         return t_min
     frac = min(1.0, max(0.0, step / steps))
     return int(round(start + (t_min - start) * frac))
+
+
+def curriculum_range(step: int, curriculum) -> tuple[int, int]:
+    """VSD timestep range ``(low, high)`` at ``step`` of a :class:`~.config.CurriculumConfig`:
+    the phase ``step`` falls in, or the linear schedule when it has no phases."""
+    if not curriculum.phases:
+        return curriculum_low(step, curriculum.t_min, curriculum.start, curriculum.steps), curriculum.t_max
+    end = 0
+    for phase in curriculum.phases[:-1]:
+        end += phase.steps
+        if step < end:
+            return phase.t_min, phase.t_max
+    last = curriculum.phases[-1]
+    return last.t_min, last.t_max
 
 
 def sample_timesteps(batch: int, low: int, high: int, generator: torch.Generator) -> torch.Tensor:
@@ -174,50 +188,73 @@ def bilateral_losses(
 # CLIP attribute alignment (eqs. 5-6 via retouch_core.language.clip_score)
 
 
+class AttributeTargets(NamedTuple):
+    """The matcher's reading of a batch: K attribute prompt pairs (the union over the batch) and
+    (B, K) float32 signed intensities and confidences in [0, 1] (0 where an instruction does not
+    name the attribute)."""
+
+    pairs: list[tuple[str, str]]
+    intensities: torch.Tensor
+    confidences: torch.Tensor
+
+
 def attribute_targets(
-    instructions: Sequence[str], bank: AttributeBank | None = None,
-    cache: dict[str, Mapping[str, float]] | None = None,
-) -> tuple[list[tuple[str, str]], torch.Tensor]:
-    """Prompt pairs and signed weights of a batch's instructions, from the matcher.
+    instructions: Sequence[str], bank: AttributeBank | None = None, cache: dict[str, Plan] | None = None,
+) -> AttributeTargets:
+    """Attribute prompt pairs, signed intensities and confidences of a batch, from the matcher.
 
     Args:
         instructions: B instruction strings.
         bank: attribute bank (default: :func:`default_bank`).
-        cache: optional instruction -> attributes memo (parsing is the slow part).
-
-    Returns:
-        pairs: K (positive, negative) prompts, the union of the batch's attributes;
-        weights: (B, K) float32, ``parse_instruction(text).attributes[name]`` or 0.
+        cache: optional instruction -> :class:`Plan` memo (parsing is the slow part).
     """
     bank = bank or default_bank()
-    parsed = []
+    plans = []
     for text in instructions:
-        if cache is not None and text in cache:
-            attributes = cache[text]
-        else:
-            attributes = dict(parse_instruction(text, bank).attributes)
+        plan = cache.get(text) if cache is not None else None
+        if plan is None:
+            plan = parse_instruction(text, bank)
             if cache is not None:
-                cache[text] = attributes
-        parsed.append(attributes)
-    names = list(dict.fromkeys(name for attributes in parsed for name in attributes))
-    weights = torch.tensor([[attributes.get(n, 0.0) for n in names] for attributes in parsed], dtype=torch.float32)
-    return [(bank[n].positive, bank[n].negative) for n in names], weights.reshape(len(parsed), len(names))
+                cache[text] = plan
+        plans.append(plan)
+    names = list(dict.fromkeys(name for plan in plans for name in plan.attributes))
+
+    def table(field: str) -> torch.Tensor:
+        rows = [[getattr(plan, field).get(n, 0.0) for n in names] for plan in plans]
+        return torch.tensor(rows, dtype=torch.float32).reshape(len(plans), len(names))
+
+    return AttributeTargets([(bank[n].positive, bank[n].negative) for n in names],
+                            table("attributes"), table("confidences"))
+
+
+ALIGNMENT_WEIGHTINGS = ("confidence", "intensity")
 
 
 def clip_alignment(
     scorer: ClipScorer, images: torch.Tensor, instructions: Sequence[str], temperature: float = 0.07,
-    bank: AttributeBank | None = None, cache: dict | None = None,
+    bank: AttributeBank | None = None, cache: dict | None = None, weighting: str = "confidence",
 ) -> torch.Tensor:
     """Eqs. 5-6: attribute InfoNCE of (B, 3, H, W) images for their instructions (scalar).
+
+    ``weighting="confidence"`` (the paper's eq. 6): per image, the mean over its matched
+    attributes of ``c_k L_k``, ``c_k`` the matcher's confidence, the pair's direction from the
+    sign of the intensity. ``"intensity"``: ``sum_k |w_k| L_k / sum_k |w_k|`` with the signed
+    intensities ``w_k`` as weights (this package's earlier form).
 
     Images whose instruction names no attribute contribute 0; a batch without any gives 0
     (still attached to ``images`` so backward works).
     """
-    pairs, weights = attribute_targets(instructions, bank, cache)
-    if not pairs:
+    if weighting not in ALIGNMENT_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {ALIGNMENT_WEIGHTINGS}, got {weighting!r}")
+    targets = attribute_targets(instructions, bank, cache)
+    if not targets.pairs:
         return images.sum() * 0.0
-    s_plus, s_minus = attribute_scores(scorer, images.float().clamp(0, 1), pairs)
-    return alignment_loss(s_plus, s_minus, temperature=temperature, weights=weights.to(s_plus.device))
+    s_plus, s_minus = attribute_scores(scorer, images.float().clamp(0, 1), targets.pairs)
+    if weighting == "confidence":
+        weights, average = targets.intensities.sign() * targets.confidences, "count"
+    else:
+        weights, average = targets.intensities, "weighted"
+    return alignment_loss(s_plus, s_minus, temperature=temperature, weights=weights.to(s_plus.device), average=average)
 
 
 # ------------------------------------------------------------------------------------------

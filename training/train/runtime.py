@@ -134,13 +134,23 @@ def build_teacher(model: ModelConfig):
         return build_tiny_teacher(model.tiny_config, seed=model.tiny_seed)
     if model.init_from_sd is not None:
         return InstructPix2PixTeacher.from_pretrained(model.init_from_sd, allow_download=model.allow_download,
-                                                      widen_unet=True)
+                                                      widen_unet=True, variant=model.variant)
     if model.teacher is None:
         raise ValueError("model.teacher is not set: pass --teacher DIR_OR_FILE (or model.tiny for a smoke run)")
     path = Path(model.teacher)
     if path.suffix == ".safetensors":
         return InstructPix2PixTeacher.from_single_file(path, config_dir=model.config_dir)
-    return InstructPix2PixTeacher.from_pretrained(model.teacher, allow_download=model.allow_download)
+    return InstructPix2PixTeacher.from_pretrained(model.teacher, allow_download=model.allow_download,
+                                                  variant=model.variant)
+
+
+def enable_gradient_checkpointing(*modules) -> None:
+    """Turn on diffusers' gradient checkpointing of every module that supports it (UNets, the
+    VAE); None and modules without it (the pixel codec) are skipped. It only acts while
+    gradients are recorded, so frozen modules run under ``no_grad`` are unaffected."""
+    for module in modules:
+        if module is not None and getattr(module, "_supports_gradient_checkpointing", False):
+            module.enable_gradient_checkpointing()
 
 
 def run_steps(trainer, batches: Iterator[dict], max_steps: int, run: RunConfig) -> dict[str, float]:

@@ -35,6 +35,7 @@ from .runtime import (
     build_dataset,
     build_teacher,
     config_overrides,
+    enable_gradient_checkpointing,
     frozen_dtype,
     learning_rate,
     make_accelerator,
@@ -77,6 +78,8 @@ class TeacherTrainer:
         t.codec.requires_grad_(False).eval()
         t.text.requires_grad_(False).eval()
         t.unet.requires_grad_(True).train()
+        if config.run.gradient_checkpointing:
+            enable_gradient_checkpointing(t.unet)
         t.to(acc.device)
         if frozen_dtype(acc) != torch.float32:
             t.codec.to(dtype=frozen_dtype(acc))

@@ -169,16 +169,23 @@ class InstructPix2PixTeacher(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, allow_download: bool = False,
-                        dtype: torch.dtype | None = None, widen_unet: bool = False) -> "InstructPix2PixTeacher":
+                        dtype: torch.dtype | None = None, widen_unet: bool = False,
+                        variant: str | None = None) -> "InstructPix2PixTeacher":
         """Load a diffusers InstructPix2Pix layout.
+
+        The weights of each component may be ``.safetensors`` (preferred when both exist) or
+        ``.bin``; diffusers and transformers read ``.bin`` with ``torch.load(weights_only=True)``,
+        which refuses arbitrary pickled objects.
 
         Args:
             path: a local folder; a hub id only with ``allow_download=True``.
             allow_download: permit hub downloads (otherwise ``local_files_only``).
-            dtype: weight dtype (default float32).
+            dtype: weight dtype (default float32, whatever the files store).
             widen_unet: the folder is a text-to-image Stable Diffusion model: give its UNet the
                 extra zero-initialised image channels (:func:`unet_with_image_channels`), the
                 starting point of InstructPix2Pix training.
+            variant: weight file variant, e.g. ``"fp16"`` for ``diffusion_pytorch_model.fp16.safetensors``
+                / ``model.fp16.safetensors`` (the half-precision copies hub repositories ship).
 
         Raises:
             FileNotFoundError: ``path`` is not a folder and downloads are not allowed.
@@ -193,18 +200,18 @@ class InstructPix2PixTeacher(nn.Module):
                 "tokenizer/, scheduler/) or allow_download=True for a hub id"
             )
         source, local = str(path), not allow_download
-        kw = dict(local_files_only=local, use_safetensors=True)
-        dtype_kw = {"torch_dtype": dtype} if dtype is not None else {}
-        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw, **dtype_kw)
+        # use_safetensors=None: safetensors when present, else .bin (both libraries' default).
+        kw = dict(local_files_only=local, variant=variant)
+        dtype = dtype or torch.float32  # transformers would otherwise keep the files' dtype
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw, torch_dtype=dtype)
         if widen_unet and unet.config.in_channels == unet.config.out_channels:
             unet = unet_with_image_channels(unet)
         if (folder / "codec" / "config.json").is_file():
             codec = codec_from_config(json.loads((folder / "codec" / "config.json").read_text()))
         else:
-            codec = VAECodec(AutoencoderKL.from_pretrained(source, subfolder="vae", **kw, **dtype_kw))
-        text_kw = {"dtype": dtype} if dtype is not None else {}
+            codec = VAECodec(AutoencoderKL.from_pretrained(source, subfolder="vae", **kw, torch_dtype=dtype))
         # transformers may import code a folder names (auto_map); never allow it.
-        encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", trust_remote_code=False, **kw, **text_kw)
+        encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", trust_remote_code=False, **kw, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local,
                                                   trust_remote_code=False)
         scheduler_config = _scheduler_config(source, local)

@@ -58,19 +58,35 @@ class TextConditioner(nn.Module):
         return self.text_encoder(self.tokenize(prompts)).last_hidden_state
 
 
-def tiny_clip_tokenizer(alphabet: str = string.ascii_lowercase + string.digits + string.punctuation):
-    """A character-level CLIP BPE tokenizer (no merges) over ``alphabet``; offline, for tests.
+def tiny_clip_tokenizer(alphabet: str = string.ascii_lowercase + string.digits + string.punctuation,
+                        merges: Sequence[str] = ()):
+    """A small CLIP BPE tokenizer over ``alphabet``; offline, for tests.
 
     Ids: 0 = BOS, 1 = EOS (also pad/unk), then every character twice (inside a word and word-final
-    ``</w>``). Vocabulary size: ``2 + 2 len(alphabet)``.
+    ``</w>``), then one token per merge (``"a b"`` adds ``"ab"``). Vocabulary size:
+    ``2 + 2 len(alphabet) + len(merges)``. Built from ``vocab.json`` / ``merges.txt`` files, the
+    form every transformers version reads (and the layout of a Stable Diffusion ``tokenizer/``).
     """
     from transformers import CLIPTokenizer
 
+    with tempfile.TemporaryDirectory() as folder:
+        clip_tokenizer_files(folder, alphabet, merges)
+        return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def clip_tokenizer_files(folder: str | Path, alphabet: str, merges: Sequence[str] = ()) -> Path:
+    """Write ``vocab.json`` and ``merges.txt`` of :func:`tiny_clip_tokenizer` into ``folder``."""
     vocab = {BOS: 0, EOS: 1}
     for ch in dict.fromkeys(alphabet):
         vocab[ch] = len(vocab)
         vocab[ch + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[])
+    for merge in merges:
+        vocab.setdefault(merge.replace(" ", ""), len(vocab))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(m + "\n" for m in merges), encoding="utf-8")
+    return folder
 
 
 def tokenizer_to_files(tokenizer) -> dict[str, str]:

@@ -1,0 +1,96 @@
+"""Edit an image held as file pixels in row bands, so memory stays bounded at any size.
+
+A 100-megapixel photo is 1.2 GB as a float tensor, and a whole-image pipeline holds several
+such tensors at once (decoded file, float input, output, quantised copy). Here the file's own
+(H, W, C) uint8/uint16 array is the only full-size buffer: the prediction runs on a small
+copy made band by band (:func:`small_copy`), and the edit converts one band to float, edits
+it and writes it back at the file's bit depth into the same array (:func:`edit_in_place`).
+Peak memory is then the 8/16-bit image plus a few bands, a fraction of the float image.
+
+Each band is sliced exactly as in the whole image (``slice_and_apply(..., band=...)``), so
+the result equals the whole-image path's, byte for byte for the same grid.
+
+Example::
+
+    pixels, info = read_pixels("big.jpg")
+    grid = model.predict(small_copy(pixels), "warmer")[0]
+    edit_in_place(pixels, lambda band, rows: slice_and_apply(band, grid.grid, grid.guide, band=rows))
+    write_pixels("out.jpg", pixels, info)
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..formats.image_files import pixels_to_tensor
+
+BAND_PIXELS = 1 << 20  # a 12 MB float RGB band: small next to any large image
+PREDICT_SIZE = 1536  # long side of the copy the grid is predicted on (predictors work below it)
+
+BandEdit = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
+
+
+def _band_rows(width: int, band_pixels: int, multiple: int = 1) -> int:
+    rows = max(1, band_pixels // width)
+    return max(multiple, rows // multiple * multiple)
+
+
+def small_copy(pixels: np.ndarray, max_side: int = PREDICT_SIZE, band_pixels: int = BAND_PIXELS) -> torch.Tensor:
+    """A box-filtered copy with its long side at most ``max_side``, made band by band.
+
+    Args:
+        pixels: (H, W, C) uint8 or uint16.
+
+    Returns:
+        (1, C, ceil(H / f), ceil(W / f)) float32 in [0, 1], with f the smallest integer factor
+        that fits; the image itself (as float) when it already fits.
+    """
+    height, width, _ = pixels.shape
+    factor = max(1, -(-max(height, width) // max_side))
+    rows = _band_rows(width, band_pixels, factor)
+    bands = [
+        F.avg_pool2d(pixels_to_tensor(pixels[top : top + rows]), factor, ceil_mode=True)
+        for top in range(0, height, rows)
+    ]
+    return torch.cat(bands, dim=2)
+
+
+def edit_in_place(pixels: np.ndarray, edit: BandEdit, band_pixels: int = BAND_PIXELS) -> None:
+    """Replace ``pixels`` by ``edit`` of them, one row band at a time.
+
+    Args:
+        pixels: (H, W, C) uint8 or uint16, overwritten.
+        edit: takes a (1, C, h, W) float32 band in [0, 1] and ``(first_row, H)``, returns the
+            edited (1, C, h, W) band; values are clamped to [0, 1] and rounded to the array's
+            bit depth, as :func:`~retouch_core.formats.image_files.write_image` does.
+        band_pixels: pixels per band (bounds the float memory).
+    """
+    height, width, _ = pixels.shape
+    scale = float(np.iinfo(pixels.dtype).max)
+    rows = _band_rows(width, band_pixels)
+    for top in tqdm(range(0, height, rows), desc="edit", unit="band", file=sys.stderr, disable=None, leave=False):
+        band = pixels[top : top + rows]
+        out = edit(pixels_to_tensor(band), (top, height))
+        levels = (out[0].clamp(0, 1) * scale).round().to(torch.int32)
+        band[...] = levels.permute(1, 2, 0).numpy()
+
+
+def to_bit_depth(pixels: np.ndarray, bit_depth: int, band_pixels: int = BAND_PIXELS) -> np.ndarray:
+    """``pixels`` at ``bit_depth`` (8 or 16), converted band by band; the array itself if it is."""
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    if pixels.dtype == dtype:
+        return pixels
+    out = np.empty(pixels.shape, dtype)
+    scale = float(np.iinfo(dtype).max)
+    height, width, _ = pixels.shape
+    rows = _band_rows(width, band_pixels)
+    for top in range(0, height, rows):
+        levels = (pixels_to_tensor(pixels[top : top + rows])[0] * scale).round().to(torch.int32)
+        out[top : top + rows] = levels.permute(1, 2, 0).numpy()
+    return out
