@@ -2,13 +2,15 @@
 
 import json
 
+import kornia
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from skimage import data
 
 from retouch_core.models import LiteRetouchModel, load_retouch_model
-from retouch_core.models.predictors.lite import LiteConfig
+from retouch_core.models.predictors.lite import HISTOGRAM_BINS, QUANTILES, LiteConfig, tone_statistics
 from retouch_core.language.matcher import parse_instruction
 from retouch_training.data.dataset import TripletDataset
 from retouch_training.train.config import load_config
@@ -137,10 +139,34 @@ def test_export_loads_as_retouch_model(dataset, tmp_path):
     assert exact.guide is None and exact.apply(image).mean() > image.mean()
 
 
-def test_untrained_model_is_identity():
+def test_untrained_model_is_identity_in_auto_mode_and_obeys_instructions():
     image = torch.rand(1, 3, 40, 40)
-    out = LiteRetouchModel()(image, "warmer")
-    torch.testing.assert_close(out, image, atol=1e-5, rtol=0)
+    model = LiteRetouchModel()
+    torch.testing.assert_close(model(image, ""), image, atol=1e-5, rtol=0)
+    lab = lambda x: kornia.color.rgb_to_lab(x.clamp(0, 1))  # noqa: E731
+    assert lab(model(image, "warmer"))[:, 2].mean() > lab(image)[:, 2].mean() + 1  # projected onto the recipe
+
+
+def test_tone_statistics_match_numpy():
+    image = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    stats = tone_statistics(image)
+    reference = np.quantile(image.flatten(2).numpy(), QUANTILES, axis=2).transpose(1, 2, 0).reshape(2, -1)
+    np.testing.assert_allclose(stats[:, HISTOGRAM_BINS:].numpy(), reference, atol=1e-6)
+    torch.testing.assert_close(stats[:, :HISTOGRAM_BINS].sum(1), torch.ones(2))
+    dark = tone_statistics(torch.full((1, 3, 4, 4), 0.02))  # all mass in the first bin
+    assert dark[0, 0] == pytest.approx(1.0)
+
+
+def test_global_stats_model_starts_as_the_model_it_is_initialised_from(dataset, tmp_path):
+    torch.manual_seed(0)
+    train(dataset, tmp_path / "base", CONFIG, progress=False)
+    base = export(tmp_path / "base", tmp_path / "base.safetensors")
+    config = TrainLiteConfig(**{**CONFIG.__dict__, "global_stats": True, "init_from": str(base), "lr": 0.0})
+    train(dataset, tmp_path / "stats", config, progress=False)
+    grown = load_retouch_model(export(tmp_path / "stats", tmp_path / "stats.safetensors"))
+    assert grown.config.global_stats and grown.net.stats_fc is not None
+    image = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(grown(image, ""), load_retouch_model(base)(image, ""), atol=1e-6, rtol=0)
 
 
 def test_untrained_recipe_prior_model_is_the_recipe_edit():

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 SUBCOMMAND_MODULES = (
-    "data.make_dataset", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
+    "data.make_dataset", "data.calibration", "data.online", "data.preview", "train.lite", "train.teacher", "train.distill", "eval.evaluate",
 )
 
 

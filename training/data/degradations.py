@@ -109,12 +109,17 @@ class DegradationConfig:
         p_local: probability that a local (masked) step is added.
         p_local_only: given a local step, probability that there is no global step.
         severity_beta: Beta(a, b) shape of the magnitude between the mild and strong ends.
+        as_shot: calibration file of ``calibrate-degradations`` (:mod:`.calibration`), or None.
+        p_as_shot: with ``as_shot``, probability that the global step is an "as shot" render
+            drawn from the calibrated distribution instead of the defect catalogue.
     """
 
     defect_count_probs: tuple[float, ...] = (0.5, 0.35, 0.15)
     p_local: float = 0.35
     p_local_only: float = 0.35
     severity_beta: tuple[float, float] = (1.6, 2.4)
+    as_shot: str | None = None
+    p_as_shot: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -188,12 +193,17 @@ def sample_degradation(
 ) -> list[Step]:
     """Draw a degradation for ``clean`` (3, H, W) in [0, 1].
 
-    Returns 1 or 2 :class:`Step` s: an optional global step with 1-3 defects and an optional
-    local step (one defect under a mask from ``masks``); at least one step is present.
+    Returns 1 or 2 :class:`Step` s: an optional global step with 1-3 defects (or, with
+    ``config.as_shot``, a calibrated "as shot" render) and an optional local step (one defect
+    under a mask from ``masks``); at least one step is present.
     """
     steps: list[Step] = []
     local = rng.random() < config.p_local
-    if not (local and rng.random() < config.p_local_only):
+    if config.as_shot and rng.random() < config.p_as_shot:
+        from .calibration import load_as_shot, sample_as_shot
+
+        steps.append(Step(sample_as_shot(load_as_shot(config.as_shot), rng), None, ("as_shot",)))
+    elif not (local and rng.random() < config.p_local_only):
         probs = np.asarray(config.defect_count_probs, dtype=float)
         count = 1 + int(rng.choice(len(probs), p=probs / probs.sum()))
         params: dict[str, float] = {}

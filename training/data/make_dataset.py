@@ -440,6 +440,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="use only the first N photos (canonical order)")
     p.add_argument("--fit-steps", type=int, default=25, metavar="N", help="Adam steps of the inverse fit")
     p.add_argument("--fit-resolution", type=int, default=64, metavar="PX", help="long side of the inverse fit")
+    p.add_argument("--as-shot", default=None, metavar="FILE",
+                   help="calibration file of calibrate-degradations: also draw calibrated 'as shot' degradations")
+    p.add_argument("--p-as-shot", type=float, default=0.5, metavar="P",
+                   help="with --as-shot, share of degradations drawn from the calibration")
     p.add_argument("--captioner", default=None, metavar="MODULE:CLASS", help="Captioner implementation")
     p.add_argument("--mask-provider", default=None, metavar="MODULE:CLASS", help="MaskProvider implementation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -448,10 +452,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> DatasetConfig:
-    from .degradations import FitConfig
+    from .degradations import DegradationConfig, FitConfig
     from .synthesis import SynthConfig
 
-    synth = SynthConfig(size=args.size, seed=args.seed, subsets=args.subsets,
+    degradation = DegradationConfig(as_shot=args.as_shot, p_as_shot=args.p_as_shot)
+    synth = SynthConfig(size=args.size, seed=args.seed, subsets=args.subsets, degradation=degradation,
                         fit=FitConfig(steps=args.fit_steps, resolution=args.fit_resolution, lr=0.2),
                         captioner=args.captioner, mask_provider=args.mask_provider)
     return DatasetConfig(tuple(args.photos), args.out, args.pairs_per_photo, args.workers, args.holdout_fraction,

@@ -1,6 +1,7 @@
 """``retouch-train train-lite``: train the lite model on make-dataset triplets, resumably.
 
     retouch-train train-lite --dataset data/triplets --run runs/lite [--config lite.yaml]
+        [--online-photos DIR ...]
         [--max-minutes 100] [--epochs 30] [--export model.safetensors]
 
 Losses (weights in :class:`TrainLiteConfig`): L1 and 1 - SSIM of the sliced output to the
@@ -31,6 +32,8 @@ from retouch_core.language.matcher import parse_instruction
 from retouch_core.models.predictors.lite import LiteConfig, LiteRetouchModel
 
 from ..data.dataset import TripletDataset
+from ..data.degradations import DegradationConfig
+from ..data.online import DegradedPhotos, EpochConcat
 from .config import config_from_dict, config_to_dict, load_config
 from .losses import grid_laplacian_smoothness, out_of_gamut
 from .runtime import learning_rate, set_learning_rate
@@ -46,6 +49,12 @@ class TrainLiteConfig:
 
     ``init_from``: a lite model file whose network and guide weights start a new run (e.g. a
     ``recipe_prior`` fine-tune of a model trained without it); ignored when the run resumes.
+    Layers the file lacks (e.g. ``global_stats``) keep their initialisation, which leaves the
+    file's behaviour unchanged. ``crop_zoom``: training crops are taken at a random scale up to
+    this factor (several crops and scales per photo). ``online_photos``: folders of good photos
+    whose auto pairs are degraded on the fly (:class:`~retouch_training.data.online.DegradedPhotos`,
+    ``online_pairs`` per photo and epoch, the photos of the ``holdout_fraction`` split left out),
+    with the calibrated ``as_shot`` degradations drawn with probability ``p_as_shot``.
     """
 
     crop_size: int = 256
@@ -68,10 +77,17 @@ class TrainLiteConfig:
     seed: int = 0
     width: int = 8
     recipe_prior: bool = False
+    global_stats: bool = False
+    crop_zoom: float = 1.0
+    online_photos: tuple[str, ...] = ()
+    online_pairs: int = 4
+    holdout_fraction: float = 0.1
+    as_shot: str | None = None
+    p_as_shot: float = 0.5
     init_from: str | None = None
 
     def model_config(self) -> LiteConfig:
-        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior)
+        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior, global_stats=self.global_stats)
 
 
 def _lpips_or_none():
@@ -147,7 +163,27 @@ def evaluate_psnr(model: LiteRetouchModel, dataset: TripletDataset, plans: PlanC
     return sum(scores) / max(1, len(scores))
 
 
-def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: float | None = None, progress=True,
+def _datasets(dataset_root: Path | None, config: TrainLiteConfig):
+    """(train, held-out) datasets: the make-dataset triplets and/or auto pairs degraded on the fly.
+    Without triplets, the held-out set is one fixed degraded pair per held-out photo."""
+    parts, heldout = [], None
+    if dataset_root is not None:
+        parts.append(TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
+                                    auto_instruction=config.auto_instruction, seed=config.seed, zoom=config.crop_zoom))
+        heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
+    if config.online_photos:
+        degradation = DegradationConfig(as_shot=config.as_shot, p_as_shot=config.p_as_shot)
+        parts.append(DegradedPhotos(config.online_photos, config.crop_size, degradation, config.online_pairs, "train",
+                                    config.holdout_fraction, config.seed, config.crop_zoom))
+        if heldout is None:
+            heldout = DegradedPhotos(config.online_photos, config.crop_size, degradation, 1, "heldout",
+                                     config.holdout_fraction, config.seed + 1)
+    if not parts:
+        raise ValueError("train-lite needs --dataset and/or online photos")
+    return (parts[0] if len(parts) == 1 else EpochConcat(parts)), heldout
+
+
+def train(dataset_root: Path | None, run: Path, config: TrainLiteConfig, max_minutes: float | None = None, progress=True,
           max_steps: int | None = None) -> dict:
     """Train (or resume) and return the final state (step, epoch, held-out PSNR history).
 
@@ -155,18 +191,18 @@ def train(dataset_root: Path, run: Path, config: TrainLiteConfig, max_minutes: f
     run early and resumably; running again continues where it stopped.
     """
     torch.manual_seed(config.seed)
-    train_set = TripletDataset(dataset_root, "train", size=config.crop_size, subsets=config.subsets, crop="random",
-                               auto_instruction=config.auto_instruction, seed=config.seed)
-    heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
+    train_set, heldout = _datasets(dataset_root, config)
     if len(train_set) < config.batch_size:
-        raise ValueError(f"{dataset_root} has {len(train_set)} training triplets, fewer than one batch")
+        raise ValueError(f"{dataset_root} has {len(train_set)} training items, fewer than one batch")
     run.mkdir(parents=True, exist_ok=True)  # only once the dataset is known to be usable
     model = LiteRetouchModel(config.model_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if find_checkpoint(run / CHECKPOINTS) is None:
         state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": []}
         if config.init_from:
-            model.load_state_dict(LiteRetouchModel.load(config.init_from).state_dict())
+            _, unexpected = model.load_state_dict(LiteRetouchModel.load(config.init_from).state_dict(), strict=False)
+            if unexpected:
+                raise ValueError(f"{config.init_from} has weights this architecture lacks: {unexpected[:5]}")
     else:
         saved = load_train_state(run / CHECKPOINTS)
         model.load_state_dict(saved.models["model"])
@@ -251,21 +287,27 @@ def export(run: Path, out: Path, extra: dict[str, str] | None = None) -> Path:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train-lite", help="train the lite (HDRNet-style) instruction-conditioned model",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="folder made by make-dataset")
+    parser.add_argument("--dataset", type=Path, help="folder made by make-dataset (optional with --online-photos)")
     parser.add_argument("--run", type=Path, required=True, help="run folder: checkpoints, log.jsonl (resumes if present)")
     parser.add_argument("--config", type=Path, help="YAML overriding TrainLiteConfig fields")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--init-from", dest="init_from", help="start a new run from this lite model file's weights")
+    parser.add_argument("--online-photos", dest="online_photos", action="append", metavar="DIR",
+                        help="good photos whose auto pairs are degraded on the fly (repeatable)")
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this long")
     parser.add_argument("--max-steps", type=int, help="stop (resumably) at this total optimizer step")
     parser.add_argument("--export", type=Path, help="write the final model file here")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    shortcuts = {"epochs": args.epochs, "batch_size": args.batch_size, "init_from": args.init_from}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shortcuts = {"epochs": args.epochs, "batch_size": args.batch_size, "init_from": args.init_from,
+                 "online_photos": args.online_photos}
     config = load_config(TrainLiteConfig, args.config, [f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None])
     state = train(args.dataset, args.run, config, args.max_minutes, progress=not args.no_progress, max_steps=args.max_steps)
     print(f"step {state['step']}, epoch {state['epoch']}/{config.epochs}; checkpoint in {args.run}")

@@ -15,6 +15,10 @@ instruction is followed even where the training data are thin.
 
 Param mode (explicit numbers only) does not use the network: the renderer is exact, so the
 edit is rendered and fitted (:func:`~.rule_based.grid_from_params`).
+
+At inference the predicted grid is projected by :func:`~.obedience.obey`: every instructed
+attribute moves the instructed way by a visible margin, whatever the network learned (the
+training path :meth:`LiteRetouchModel.predict_grids` stays unconstrained and differentiable).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ...engine.resize import resize
 from ...language.matcher import Plan
 from ..base import RetouchModel
 from .conditioning import ConditionLayout
+from .obedience import obey
 from .rule_based import global_grid_from_params, grid_from_params
 
 FORMAT = "instantretouch-lite"
@@ -57,6 +62,9 @@ class LiteConfig:
         guide_knots: segments of the guide's per-channel curves.
         attributes, params: the conditioning layout the weights were trained with.
         recipe_prior: add the instruction's recipe grid to the network's residual (module docstring).
+        global_stats: feed the global path the photo's tone statistics too (:func:`tone_statistics`:
+            luminance histogram and per-channel quantiles: black and white points, midtones),
+            which a 4x4-pooled CNN feature can only approximate.
     """
 
     input_size: int = 256
@@ -68,6 +76,7 @@ class LiteConfig:
     attributes: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().attributes)
     params: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().params)
     recipe_prior: bool = False
+    global_stats: bool = False
 
     @property
     def layout(self) -> ConditionLayout:
@@ -114,6 +123,28 @@ class FiLMConv(nn.Module):
         return F.relu(self.conv(x) * (1 + scale) + shift)
 
 
+HISTOGRAM_BINS = 16
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+TONE_STATISTICS = HISTOGRAM_BINS + 3 * len(QUANTILES)
+
+
+def tone_statistics(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 37): soft 16-bin luminance histogram (fractions summing to 1)
+    and the 1/5/25/50/75/95/99 % quantiles of each channel.
+
+    Example:
+        >>> tone_statistics(torch.full((1, 3, 8, 8), 0.5))[0, 16:].unique()
+        tensor([0.5000])
+    """
+    luma = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]).flatten(1).clamp(0, 1)
+    centres = (torch.arange(HISTOGRAM_BINS, device=image.device, dtype=image.dtype) + 0.5) / HISTOGRAM_BINS
+    weights = F.relu(1 - (luma[..., None] - centres).abs() * HISTOGRAM_BINS)  # triangular bins
+    histogram = weights.mean(1) / weights.mean(1).sum(1, keepdim=True)
+    q = torch.tensor(QUANTILES, device=image.device, dtype=image.dtype)
+    quantiles = torch.quantile(image.flatten(2), q, dim=2).permute(1, 2, 0).flatten(1)  # (B, 3 * Q)
+    return torch.cat([histogram, quantiles], dim=1)
+
+
 class LiteGridNet(nn.Module):
     """Low-res image + instruction vector -> bilateral grid.
 
@@ -131,6 +162,11 @@ class LiteGridNet(nn.Module):
         self.global_convs = nn.ModuleList([FiLMConv(8 * w, 8 * w, h, 2), FiLMConv(8 * w, 8 * w, h, 2)])
         self.global_fc = nn.Sequential(nn.Linear(8 * w * 16, 8 * w), nn.ReLU(), nn.Linear(8 * w, 8 * w))
         self.cond_to_global = nn.Linear(h, 8 * w)
+        self.stats_fc = None
+        if config.global_stats:
+            self.stats_fc = nn.Sequential(nn.Linear(TONE_STATISTICS, 8 * w), nn.ReLU(), nn.Linear(8 * w, 8 * w))
+            nn.init.zeros_(self.stats_fc[2].weight)  # a model without statistics is the starting point
+            nn.init.zeros_(self.stats_fc[2].bias)
         self.head = nn.Conv2d(8 * w, GRID_CHANNELS * config.grid_depth, 1)
         nn.init.zeros_(self.head.weight)  # identity grid at initialisation
         nn.init.zeros_(self.head.bias)
@@ -148,6 +184,8 @@ class LiteGridNet(nn.Module):
             g = layer(g, c)
         g = F.adaptive_avg_pool2d(g, 4).flatten(1)
         g = self.global_fc(g) + self.cond_to_global(c)
+        if self.stats_fc is not None:
+            g = g + self.stats_fc(tone_statistics(image))
         fused = F.relu(local + g[..., None, None])
         b, _, gh, gw = fused.shape
         delta = self.head(fused).view(b, GRID_CHANNELS, self.config.grid_depth, gh, gw)
@@ -199,8 +237,9 @@ class LiteRetouchModel(RetouchModel, nn.Module):
         if plan.mode == "param":
             grid = grid_from_params(image, plan.to_params())
             return replace(grid, label=f"{self.name} (exact param render): {grid.label}")
-        grid = self.predict_grids(image.float(), [plan])
-        return RetouchGrid(grid, self.frozen_guide(), tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
+        guide = self.frozen_guide()
+        grid = obey(image, self.predict_grids(image.float(), [plan]), guide, plan)
+        return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
 
     def frozen_guide(self) -> GuideParams:
         """The learned guide's current parameters, detached (batch 1)."""
