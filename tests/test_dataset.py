@@ -22,10 +22,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from retouch_core.language.attributes import default_bank, recipe_to_params
-from retouch_core.language.matcher import parse_instruction
-from retouch_core.engine.resize import resize_long_side
 from retouch_training.data import make_dataset as md
 from retouch_training.data import preview
 from retouch_training.data.dataset import TripletDataset
@@ -41,8 +37,8 @@ from retouch_training.data.degradations import (
 )
 from retouch_training.data.instructions import (
     SIGNIFICANT,
-    CaptionRequest,
     Captioner,
+    CaptionRequest,
     TemplateCaptioner,
     axis_values,
     check_instruction,
@@ -50,9 +46,19 @@ from retouch_training.data.instructions import (
     load_captioner,
     with_attempt,
 )
-from retouch_training.data.masks import MaskProvider, MaskSpec, ProceduralMaskProvider, render_mask
+from retouch_training.data.masks import (
+    MaskProvider,
+    MaskSpec,
+    ProceduralMaskProvider,
+    render_mask,
+)
 from retouch_training.data.sources import holdout_value, load_photo, split_of
 from retouch_training.data.synthesis import SynthConfig
+
+from retouch_core.apps.shared_data import shared_data
+from retouch_core.engine.resize import resize_long_side
+from retouch_core.language.attributes import default_bank, recipe_to_params
+from retouch_core.language.matcher import parse_instruction
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -506,9 +512,9 @@ def test_fivek_validation_pairs_are_never_training_photos(tmp_path):
     assert str(tmp_path / "fivek_expertc" / "target" / "a1.png") in kept
 
 
-@pytest.mark.skipif(not Path("/work/shared/data/fivek_expertc").is_dir(), reason="shared photos not on this machine")
+@pytest.mark.skipif(not shared_data("fivek_expertc").is_dir(), reason="shared photos not on this machine")
 def test_shared_photo_folder_yields_no_fivek_photo():
     from retouch_training.data.sources import find_photos
 
-    paths, _ = find_photos(["/work/shared/data"])
+    paths, _ = find_photos([str(shared_data())])
     assert paths and not any("fivek_expertc" in p for p in paths)

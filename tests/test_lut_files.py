@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from retouch_core.engine.lut import CubeFormatError, CubeWarning, apply_lut, identity_lattice, load_cube, parse_cube
+from retouch_core.engine.lut import CubeFormatError, CubeWarning, apply_lut, identity_lattice, parse_cube
 from retouch_core.engine.lut_interp import VIDEO_HIGH, VIDEO_LOW, apply_1d, apply_cube, apply_lut_tetrahedral, bake_cube
 from retouch_core.formats.lut_files import HaldFormatError, read_hald, read_lut_file
 from test_lut import naive_lookup

@@ -3,7 +3,6 @@ activation bytes against hand counts."""
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from retouch_training.train.config import DistillConfig, TeacherTrainConfig, load_config

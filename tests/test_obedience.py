@@ -1,25 +1,28 @@
 """Obedience by construction (issue 14): instructed attributes move the instructed way on real photos,
 also when the network's own grid pushes the other way."""
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from retouch_training.data.sources import load_photo
 
+from retouch_core.apps.shared_data import shared_data
 from retouch_core.engine.grid import identity_grid
 from retouch_core.engine.slicing import slice_and_apply
 from retouch_core.language.matcher import parse_instruction
 from retouch_core.models import load_retouch_model
 from retouch_core.models.predictors.obedience import (
-    MARGINS, PROXIES, instructed_axes, obey, proxy_statistics, required_moves,
+    MARGINS,
+    PROXIES,
+    instructed_axes,
+    obey,
+    proxy_statistics,
+    required_moves,
 )
-from retouch_training.data.sources import load_photo
 
 ROOT = Path(__file__).resolve().parents[1]
-# ../shared/data beside the main checkout; a worktree in /work/wt/<name> finds it two levels up
-DATA = Path(os.environ.get("RETOUCH_SHARED_DATA") or next(
-    (p for p in (ROOT.parent / "shared" / "data", ROOT.parents[1] / "shared" / "data") if p.is_dir()), ROOT / "missing"))
+DATA = shared_data()
 FOLDERS = ("kodak24", "dicm", "lime")
 
 

@@ -2,7 +2,6 @@
 shift, rescale to the editor's size, blur, VAE-like noise, a pasted object) on a real photo.
 The robust fit applied to the full-resolution original must match the grade applied to it."""
 
-from pathlib import Path
 
 import kornia
 import pytest
@@ -10,11 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from retouch_core.apps.bench_repair import psnr, repair
+from retouch_core.apps.shared_data import shared_data
 from retouch_core.engine.robust_fit import phase_correlation
 from retouch_core.formats.image_files import read_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-KODAK = Path("/work/shared/data/kodak24")
+KODAK = shared_data("kodak24")
 
 
 def high_pass(x):

@@ -3,12 +3,12 @@ Predict node's temporal modes, and the measurement on a pan over a real photo.""
 
 import importlib
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from retouch_core.apps.flicker import apply_frames, make_pan_clip, predict_frames
+from retouch_core.apps.shared_data import shared_data
 from retouch_core.engine.grid import grid_from_affine
 from retouch_core.engine.temporal import (
     deflicker_grid,
@@ -22,7 +22,7 @@ from retouch_core.formats.image_files import read_image
 from retouch_core.models import load_retouch_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-PHOTO = Path("/work/shared/data/kodak24/kodim23.png")
+PHOTO = shared_data("kodak24") / "kodim23.png"
 
 
 def naive_smooth(values, sigma):

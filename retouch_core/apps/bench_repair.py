@@ -1,7 +1,7 @@
 """Repair of a simulated AI edit at full resolution: plain vs robust grid fitting.
 
-    python -m retouch_core.apps.bench_repair /work/shared/data/kodak24/kodim23.png \
-        /work/shared/data/kodak24/kodim05.png --picture docs/images/ai_edit_repair.jpg
+    python -m retouch_core.apps.bench_repair ../shared/data/kodak24/kodim23.png \
+        ../shared/data/kodak24/kodim05.png --picture docs/images/ai_edit_repair.jpg
 
 The "AI edit" is made from the photo the way image editors change it: a colour grade (the
 renderer: exposure +0.3, contrast 20, temperature 25, saturation 15, shadows 30), a crop that

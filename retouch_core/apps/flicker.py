@@ -1,6 +1,6 @@
 """Measure flicker on a synthetic video: per-frame vs key-frame vs temporally smoothed grids.
 
-    python -m retouch_core.apps.flicker /work/shared/data/kodak24/kodim23.png -i "brighter, warmer" \
+    python -m retouch_core.apps.flicker ../shared/data/kodak24/kodim23.png -i "brighter, warmer" \
         --plot docs/images/flicker.png
 
 The clip is a slow pan over a real photo (``--frames`` crops of ``--size`` moving ``--step``

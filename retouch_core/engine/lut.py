@@ -36,19 +36,25 @@ import io
 import math
 import re
 import warnings
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .fit import DEFAULT_IDENTITY_PRIOR, DEFAULT_SMOOTHNESS, accumulate_normal_equations, solve_grid
+from .checks import check_image, join_alpha, split_alpha
+from .fit import (
+    DEFAULT_IDENTITY_PRIOR,
+    DEFAULT_SMOOTHNESS,
+    accumulate_normal_equations,
+    solve_grid,
+)
 from .grid import check_grid
 from .guide import GuideParams, apply_guide
-from .checks import check_image, join_alpha, split_alpha
 from .slicing import slice_and_apply
 
 DEFAULT_LUT_SIZE = 33
@@ -253,7 +259,9 @@ def params_to_lut(params, size: int = DEFAULT_LUT_SIZE) -> torch.Tensor:
     Returns:
         (1, 3, N, N, N) LUT.
     """
-    from ..language.render import render  # imported lazily: the renderer is optional for LUT I/O
+    from ..language.render import (
+        render,  # imported lazily: the renderer is optional for LUT I/O
+    )
 
     clarity = params.get("clarity", 0.0) if isinstance(params, Mapping) else getattr(params, "clarity", 0.0)
     if torch.as_tensor(clarity).abs().max() > 0:
@@ -393,8 +401,9 @@ def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> C
             many data lines, or an input range with max <= min.
     """
     header = _CubeHeader()
-    rows: list[tuple[int, list[float]]] = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+    # Compact row storage: a 256^3 file has 16.7 M data lines, which as Python lists took 5.6 GB.
+    numbers, values = array("l"), array("d")
+    for number, raw in enumerate(io.StringIO(text.lstrip("\ufeff"), newline=None), start=1):
         where = f"{source}:{number}"
         line = raw.strip()
         if re.match(r"TITLE\b", line, flags=re.IGNORECASE):
@@ -409,8 +418,9 @@ def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> C
             continue
         if len(parts) != 3:
             raise CubeFormatError(f"{where}: expected 3 values (r g b), got {len(parts)}: {raw.strip()!r}")
-        rows.append((number, _floats(parts, where)))
-    return header.build(rows, source, dtype)
+        numbers.append(number)
+        values.extend(_floats(parts, where))
+    return header.build(numbers, values, source, dtype)
 
 
 MAX_CUBE_1D_SIZE = 65536  # Resolve's limit for 1D tables
@@ -457,15 +467,16 @@ class _CubeHeader:
         else:
             warnings.warn(f"{where}: unknown keyword {parts[0]!r} skipped", CubeWarning, stacklevel=3)
 
-    def build(self, rows: list[tuple[int, list[float]]], source: str, dtype) -> CubeLUT:
+    def build(self, numbers: array, values: array, source: str, dtype) -> CubeLUT:
+        """The tables from the data lines: their line ``numbers`` and flat r, g, b ``values``."""
         if self.size_1d is None and self.size_3d is None:
             raise CubeFormatError(f"{source}: no LUT_3D_SIZE or LUT_1D_SIZE line; not a .cube LUT")
         n1, n3 = self.size_1d or 0, (self.size_3d or 0) ** 3
-        if len(rows) != n1 + n3:
+        if len(numbers) != n1 + n3:
             sizes = " and ".join(f"{k} {v}" for k, v in (("LUT_1D_SIZE", self.size_1d), ("LUT_3D_SIZE", self.size_3d)) if v)
-            line = rows[n1 + n3][0] if len(rows) > n1 + n3 else (rows[-1][0] if rows else 0)
-            raise CubeFormatError(f"{source}:{line}: {sizes} needs {n1 + n3} data lines, found {len(rows)}")
-        table = torch.tensor([values for _, values in rows], dtype=torch.float64).reshape(-1, 3)
+            line = numbers[n1 + n3] if len(numbers) > n1 + n3 else (numbers[-1] if numbers else 0)
+            raise CubeFormatError(f"{source}:{line}: {sizes} needs {n1 + n3} data lines, found {len(numbers)}")
+        table = torch.frombuffer(values, dtype=torch.float64).clone().reshape(-1, 3) if values else torch.zeros(0, 3, dtype=torch.float64)
         domain = (self.domain["DOMAIN_MIN"], self.domain["DOMAIN_MAX"]) if self.domain else None
         shaper, lut = None, None
         shaper_range = lut_range = _UNIT_RANGE

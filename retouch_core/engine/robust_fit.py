@@ -23,8 +23,11 @@ by a colour edit, e.g. new content, or not covered by the edit) and ``confidence
 the original's pixels the grid explains (residual map < 1).
 
 Example:
-    >>> fit = fit_grid_robust(original_small, ai_edit)          # same size, (1, 3, h, w)
-    >>> full = slice_and_apply(original_full, fit.grid)         # the edit at full resolution
+    >>> original = torch.rand(1, 3, 48, 64)                      # the photo at the edit's size
+    >>> ai_edit = (0.8 * original + 0.1).clamp(0, 1)             # an editor's output, (1, 3, h, w)
+    >>> fit = fit_grid_robust(original, ai_edit)
+    >>> fit.grid.shape, bool(fit.confidence[0] > 0.9)            # apply fit.grid at full resolution
+    (torch.Size([1, 12, 8, 16, 16]), True)
 """
 
 from __future__ import annotations

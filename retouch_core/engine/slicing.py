@@ -184,6 +184,11 @@ def load_cpu_kernel_in_background() -> threading.Thread:
     Apps call this at start-up (the ComfyUI pack on import, the CLI before it reads the
     image), so the first slice finds the kernel ready instead of paying for numba's import
     and the cache load (or, on the very first run, the compilation). Safe to call repeatedly.
+
+    Example:
+        >>> thread = load_cpu_kernel_in_background()
+        >>> thread.join(); thread.is_alive()
+        False
     """
     thread = threading.Thread(target=_cpu_kernel, name="instantretouch-kernel", daemon=True)
     thread.start()

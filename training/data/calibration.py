@@ -26,7 +26,6 @@ FiveK is used here by its *inputs* only (unpaired); its targets stay validation 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys

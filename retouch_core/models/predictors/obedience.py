@@ -15,6 +15,7 @@ grid untouched whenever it already obeys; ``t = 1`` is the rule-based edit, whic
 margin by construction of the margins. The check costs a handful of slices of a 96 px copy.
 
 Example:
+    >>> from retouch_core.engine.grid import identity_grid
     >>> from retouch_core.language.matcher import parse_instruction
     >>> photo = torch.rand(1, 3, 64, 64)
     >>> darkening = identity_grid(1, 8, 16, 16) * 0.5   # a network that halves every pixel
@@ -32,7 +33,6 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from ...engine.grid import identity_grid
 from ...engine.slicing import slice_and_apply
 from ...language.matcher import Plan
 from .rule_based import global_grid_from_params
