@@ -148,11 +148,7 @@ def apply_lut(
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
     """
-    check_image(image)
-    lut = check_lut(lut)
-    if lut.shape[0] not in (1, image.shape[0]):
-        raise ValueError(f"lut batch is {lut.shape[0]} but the image batch is {image.shape[0]}")
-    rgb, alpha = split_alpha(image)
+    lut, rgb, alpha = checked_lut_inputs(image, lut)
     dtype = torch.float64 if torch.float64 in (image.dtype, lut.dtype) else torch.float32
     rgb, lut = rgb.to(dtype), lut.to(device=image.device, dtype=dtype)
     low, high = _domain(domain_min, domain_max, rgb)
@@ -168,6 +164,17 @@ def apply_lut(
         )
         out[:, :, top : top + rows] = sampled[:, :, 0]
     return join_alpha(out.to(image.dtype), alpha)
+
+
+def checked_lut_inputs(image: torch.Tensor, lut) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Shared checks of the LUT lookups: the LUT as (B or 1, 3, N, N, N) matching the image batch,
+    and the image split into RGB (B, 3, H, W) and alpha (B, 1, H, W) or None."""
+    check_image(image)
+    lut = check_lut(lut)
+    if lut.shape[0] not in (1, image.shape[0]):
+        raise ValueError(f"lut batch is {lut.shape[0]} but the image batch is {image.shape[0]}")
+    rgb, alpha = split_alpha(image)
+    return lut, rgb, alpha
 
 
 def _domain(domain_min, domain_max, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

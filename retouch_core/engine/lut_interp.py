@@ -21,7 +21,13 @@ from __future__ import annotations
 import torch
 
 from .checks import check_image, join_alpha, split_alpha
-from .lut import CubeLUT, _domain, _lattice_image, apply_lut, check_lut
+from .lut import (
+    CubeLUT,
+    _domain,
+    _lattice_image,
+    apply_lut,
+    checked_lut_inputs,
+)
 
 INTERPOLATIONS = ("tetrahedral", "trilinear")
 # LUT_IN/OUT_VIDEO_RANGE: legal video levels 16..235 of 255 (64..940 of 1023 to within 1e-4).
@@ -44,11 +50,7 @@ def apply_lut_tetrahedral(image: torch.Tensor, lut: torch.Tensor, *, domain_min=
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
     """
-    check_image(image)
-    lut = check_lut(lut)
-    if lut.shape[0] not in (1, image.shape[0]):
-        raise ValueError(f"lut batch is {lut.shape[0]} but the image batch is {image.shape[0]}")
-    rgb, alpha = split_alpha(image)
+    lut, rgb, alpha = checked_lut_inputs(image, lut)
     if rgb.shape[1] != 3:
         raise ValueError(f"a 3D LUT needs RGB images, got {rgb.shape[1]} channel(s)")
     dtype = torch.float64 if torch.float64 in (image.dtype, lut.dtype) else torch.float32

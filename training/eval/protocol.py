@@ -30,11 +30,15 @@ import torch
 
 from retouch_core.engine.psnr import psnr
 from retouch_core.engine.resize import resize
+from retouch_core.models.predictors.obedience import (  # attribute -> CIELAB statistic
+    PARAM_AXES,
+    PROXIES,
+)
 
+from ..data.images import read_rgb
 from . import metrics as M
 from .device import synchronize
 from .methods import GridFitOracle, PrecomputedOutputs, Retoucher
-from ..data.images import read_rgb
 from .records import EvaluationError, Triplet, thumbnail
 
 # (height, width) of landscape frames; a portrait first input is timed on the transposed frame so
@@ -52,25 +56,6 @@ FIDELITY = ("ssim", "cw_ssim", "gmsd")
 LEARNED = ("dists", "lpips")
 EDITING = ("l1", "l2", "psnr", "delta_e")
 
-# Axis attribute -> the CIELAB statistic (see lab_stats) that the attribute must move.
-PROXIES: Mapping[str, str] = {
-    "brightness": "L_mean",
-    "contrast": "L_std",
-    "warmth": "b_mean",
-    "tint_magenta": "a_mean",
-    "saturation": "chroma",
-    "vibrance": "chroma",
-}
-# Explicit numbers in an instruction ("exposure +0.7 EV") name parameters, not attributes; these
-# parameters push the same proxies, with the sign of the number.
-PARAM_AXES: Mapping[str, str] = {
-    "exposure": "brightness",
-    "contrast": "contrast",
-    "temperature": "warmth",
-    "tint": "tint_magenta",
-    "saturation": "saturation",
-    "vibrance": "vibrance",
-}
 # A proxy must change by more than this (Lab units) to count as moved: an identity edit that
 # round-trips through 8-bit files must not score by float noise.
 PROXY_TOLERANCE = 1e-4
