@@ -380,13 +380,19 @@ class InstructionPlan(io.ComfyNode):
         return io.NodeOutput(parse_instruction(instruction).describe())
 
 
-_SLIDER_LABELS = {group.name: group.slider_label for group in PARAM_GROUPS}
+_GROUPS = {group.name: group for group in PARAM_GROUPS}
 
 
 def _slider(spec) -> io.Float.Input:
     """One optional slider of the Param Retouch node, from the parameter table."""
-    return io.Float.Input(spec.name, display_name=f"{_SLIDER_LABELS[spec.group]}: {spec.name}", default=0.0,
-                          min=spec.lo, max=spec.hi, optional=True, step=0.05 if spec.hi - spec.lo <= 10 else 1.0)
+    group = _GROUPS[spec.group]
+    slider = io.Float.Input(spec.name, display_name=f"{group.slider_label}: {spec.name}", default=0.0,
+                            min=spec.lo, max=spec.hi, optional=True, step=0.05 if spec.hi - spec.lo <= 10 else 1.0)
+    if group.advanced:
+        # io.Float.Input has no extra_dict parameter (ComfyUI 0.3.64), but every input merges
+        # its extra_dict into /object_info, where the frontend reads "advanced".
+        slider.extra_dict["advanced"] = True
+    return slider
 
 
 class ParamRetouch(io.ComfyNode):

@@ -6,6 +6,7 @@ selects the interpreter with ComfyUI's requirements (default: this one).
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from comfy_live import HARNESS, ROOT, SNAPSHOT, comfy_python, live_object_info, snapshot_of, write_tiny_clip
+from comfy_live import HARNESS, PACK_NAME, ROOT, SNAPSHOT, comfy_python, harness, live_object_info, snapshot_of, write_tiny_clip
 from distill_helpers import perturb_adapter, tiny_student
+from retouch_core.language.params import PARAM_SPECS
 from retouch_core.models import load_retouch_model
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
@@ -113,3 +115,81 @@ def test_lut_folder_entries_survive_another_pack(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == str(["film/kodak.png", "theirs.cube", "warm.cube"])
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """A ComfyUI server with the pack installed (as folder PACK_NAME), stopped after the module."""
+    h = harness()
+    base = tmp_path_factory.mktemp("comfy_base")
+    for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
+        (base / sub).mkdir()
+    (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+    server = h.ComfyServer(Path(COMFYUI_PATH), base, comfy_python(), h.free_loopback_port(), [], False)
+    server.start(300)
+    try:
+        yield h, server
+    finally:
+        server.stop()
+
+
+def test_server_serves_the_frontend_extension_and_marks_advanced_inputs(live_server):
+    h, server = live_server
+    status, extensions = h.http_json("GET", server.url + "/extensions")
+    ours = [path for path in extensions if path.endswith("/param_retouch.js")]
+    assert status == 200 and ours == [f"/extensions/{PACK_NAME}/param_retouch.js"]
+    status, body = h.http("GET", server.url + ours[0])
+    assert status == 200 and body == (ROOT / "web" / "param_retouch.js").read_bytes()
+    _, info = h.http_json("GET", server.url + "/object_info/InstantRetouchParamRetouch")
+    optional = info["InstantRetouchParamRetouch"]["input"]["optional"]
+    assert optional["hue_red"][1]["advanced"] is True and optional["split_balance"][1]["advanced"] is True
+    assert "advanced" not in optional["exposure"][1] and "advanced" not in optional["saturation"][1]
+
+
+CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+NEW_NODE_SCRIPT = """(() => {
+  const node = window.LiteGraph.createNode("InstantRetouchParamRetouch");
+  window.app.graph.add(node);
+  node.arrange();  // the layout pass of each frame, which grows a node to fit its widget rows
+  const created = Array.from(node.size);
+  node.toggleAdvanced();  // what right-click > Show Advanced does
+  return JSON.stringify({created, advanced: node.widgets.filter((w) => w.advanced).map((w) => w.name),
+                         names: node.widgets.map((w) => w.name), shown: Array.from(node.size)});
+})()"""
+LOAD_SCRIPT = """(async () => {
+  const workflow = %s;
+  await window.app.loadGraphData(workflow, true, false, null, {showMissingNodesDialog: false, showMissingModelsDialog: false});
+  const node = window.app.graph.nodes.find((n) => n.type === "InstantRetouchParamRetouch");
+  const prompt = await window.app.graphToPrompt();
+  return JSON.stringify({showAdvanced: node.showAdvanced ?? null, size: Array.from(node.size),
+                         widgets_values: node.serialize().widgets_values, inputs: prompt.output[String(node.id)].inputs});
+})()"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium-headless-shell for ComfyUI's frontend")
+def test_real_frontend_hides_the_advanced_sliders_and_keeps_saved_workflows(live_server):
+    """ComfyUI's own frontend (1.27 here) with the extension: a new Param Retouch node shows the
+    13 lighting and global-colour sliders, Show Advanced shows the rest, and the shipped example
+    workflow loads with the same widget values, the sliders it moves shown, and the same prompt."""
+    h, server = live_server
+    frontend = h.FrontendConverter(server, CHROMIUM)
+    try:
+        new = json.loads(frontend._eval(NEW_NODE_SCRIPT))
+        example = json.loads((ROOT / "example_workflows" / "param_retouch.json").read_text())
+        loaded = json.loads(frontend._eval(LOAD_SCRIPT % json.dumps(example)))
+        untouched = json.loads(json.dumps(example))
+        saved = next(n for n in untouched["nodes"] if n["type"] == "InstantRetouchParamRetouch")
+        saved["widgets_values"] = [v if isinstance(v, str) or i < 13 else 0 for i, v in enumerate(saved["widgets_values"])]
+        plain = json.loads(frontend._eval(LOAD_SCRIPT % json.dumps(untouched)))
+    finally:
+        frontend.close()
+    assert new["advanced"] == [name for name, spec in PARAM_SPECS.items() if spec.group in ("colour bands", "split toning")]
+    assert new["names"] == [*PARAM_SPECS, "params_json"]
+    assert new["shown"][0] == new["created"][0] and new["shown"][1] > 2 * new["created"][1]
+    node = next(n for n in example["nodes"] if n["type"] == "InstantRetouchParamRetouch")
+    assert loaded["widgets_values"] == node["widgets_values"] and loaded["size"] == node["size"]
+    assert loaded["showAdvanced"] is True  # it sets hue_green and saturation_blue
+    api = json.loads((ROOT / "workflows" / "api" / "param_retouch.json").read_text())["2"]["inputs"]
+    assert {k: v for k, v in loaded["inputs"].items() if v != 0 and k != "image"} == \
+        {k: v for k, v in api.items() if v != 0 and k != "image"}
+    assert plain["showAdvanced"] is None and plain["widgets_values"] == saved["widgets_values"]

@@ -69,6 +69,9 @@ class ParamGroup:
         name: the group's name (``docs/PARAMS.md``, attribute groups, dataset tools).
         slider_label: prefix of the group's slider names in the ComfyUI node ("light: exposure");
             kept as first shipped because the node's schema snapshot pins it.
+        advanced: whether the node lists the group's sliders as advanced inputs, hidden until
+            the user asks for them (right-click > Show Advanced); only what is shown changes,
+            never the inputs or their order, so saved workflows keep their meaning.
 
     Example:
         >>> [name for name, spec in PARAM_SPECS.items() if spec.group == SPLIT_TONING][:2]
@@ -77,14 +80,15 @@ class ParamGroup:
 
     name: str
     slider_label: str
+    advanced: bool
 
 
 #: The four groups, in slider order.
 PARAM_GROUPS: tuple[ParamGroup, ...] = (
-    ParamGroup(LIGHTING, "light"),
-    ParamGroup(GLOBAL_COLOUR, "global colour"),
-    ParamGroup(COLOUR_BANDS, "colour band"),
-    ParamGroup(SPLIT_TONING, "split toning"),
+    ParamGroup(LIGHTING, "light", advanced=False),
+    ParamGroup(GLOBAL_COLOUR, "global colour", advanced=False),
+    ParamGroup(COLOUR_BANDS, "colour band", advanced=True),
+    ParamGroup(SPLIT_TONING, "split toning", advanced=True),
 )
 
 
