@@ -14,12 +14,16 @@ from retouch_core.language.matcher import parse_instruction
 from retouch_core.models import load_retouch_model
 from retouch_core.models.predictors.obedience import (
     MARGINS,
+    MIN_SHARE,
     PROXIES,
+    RECIPE_SHARE,
+    _small,
     instructed_axes,
     obey,
     proxy_statistics,
     required_moves,
 )
+from retouch_core.models.predictors.rule_based import global_grid_from_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = shared_data()
@@ -115,3 +119,26 @@ def test_required_margin_scales_with_intensity_and_is_capped_by_the_recipe():
     assert weak_recipe["L_mean"][1] == pytest.approx(0.8)  # 80 % of what the recipe can do here
     reversed_recipe = required_moves(parse_instruction("darker"), {"L_mean": 3.0})
     assert reversed_recipe["L_mean"][1] == 0.0  # nothing is demanded beyond "not brighter"
+
+
+# styles have no proxy of their own: their recipe says which way each proxy must go
+STYLES = [("dark and moody", "brightness", -1), ("pastel", "saturation", -1), ("dreamy soft look", "contrast", -1)]
+
+
+@needs_data
+@pytest.mark.parametrize("instruction, attribute, sign", STYLES)
+def test_style_moves_the_way_its_recipe_does_even_against_the_network(photos, instruction, attribute, sign):
+    plan = parse_instruction(instruction)
+    stat = PROXIES[attribute]
+    checked = 0
+    for photo in photos:
+        small = _small(photo)  # what obey measures on
+        recipe_move = sign * moved(small, slice_and_apply(small, global_grid_from_params(small, plan.to_params(), 8)), attribute)
+        if recipe_move < MIN_SHARE * MARGINS[stat]:
+            continue  # on this photo the style's recipe does not clearly move this proxy this way
+        # a network pushing the other way: a 1.3x gain raises brightness, contrast and chroma
+        against = identity_grid(1, 8, 16, 16) * 1.3
+        got = sign * moved(small, slice_and_apply(small, obey(photo, against, None, plan)), attribute)
+        assert got >= min(MIN_SHARE * MARGINS[stat], RECIPE_SHARE * recipe_move) - 1e-3, (instruction, photo.mean())
+        checked += 1
+    assert checked >= 3

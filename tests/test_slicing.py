@@ -58,6 +58,17 @@ def test_matches_naive_loop(backend, grid_size, rng):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_smooth_photo_wider_than_a_kernel_block_matches_naive_loop(backend, rng):
+    # On smooth content each block of the CPU kernel reaches only a few depth nodes and skips
+    # the others: a node skipped one too early or too late shows up against the naive loop.
+    ramp = torch.linspace(0, 1, 300).expand(1, 1, 12, 300)
+    image = (torch.cat([ramp, ramp.flip(-1), 0.5 * ramp + 0.2], 1) + 0.01 * torch.rand(1, 3, 12, 300, generator=rng)).clamp(0, 1)
+    grid = torch.randn(1, 12, 8, 2, 5, generator=rng)
+    expected = naive_slice(image, grid, luminance_guide(image))
+    torch.testing.assert_close(slice_and_apply(image, grid, backend=backend).double(), expected, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_guide_map_out_of_range_is_border_clamped(backend, rng):
     image = torch.rand(1, 3, 6, 5, generator=rng)
     grid = torch.randn(2, 12, 3, 2, 2, generator=rng)

@@ -3,14 +3,18 @@
     python -m retouch_core.apps.bench [--sizes 720p 1080p 1440p 4K 8K] [--repeats 5] [--device cpu]
                                       [--first-call 4K] [--json out.json]
 
-For each resolution it times, on the same random image (random guide values are the worst
-case for the cache), the median of ``--repeats`` runs of:
+For each resolution it times, on the same random image (noise is the worst case of the CPU
+kernel: every block of pixels reaches every depth node of the grid), the median of
+``--repeats`` runs of:
 
 - ``copy``: ``image.clone()``, the memory floor of any per-pixel operation that returns a new
   image (read it once, write it once);
 - ``slice``: :func:`~retouch_core.engine.slicing.slice_and_apply` with the default backend (the fused
   CPU kernel on CPU, ``grid_sample`` on CUDA), a 16x16x8 grid and the luminance guide;
 - ``learned``: the same with a learned (non-identity) HDRNet guide;
+- ``photo`` and ``photo learned``: both slices on a photo-like image of the same size
+  (:func:`~retouch_core.apps.bench_files.synthetic_photo`: gradients, texture, grain), where a
+  block of neighbouring pixels reaches only the few depth nodes around its tones;
 - ``matrix``: one global 3x4 colour matrix (``einsum`` + offset);
 - ``lut``: a 33^3 3D LUT applied with 5-D ``grid_sample`` (how LUTs are applied in torch);
 - ``pillow_lut``: Pillow's C ``ImageFilter.Color3DLUT`` (33^3) on the 8-bit image, a well-known
@@ -51,6 +55,7 @@ from PIL import Image, ImageFilter
 from ..engine.grid import identity_grid
 from ..engine.guide import GuideParams
 from ..engine.slicing import slice_and_apply
+from .bench_files import synthetic_photo
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "1440p": (1440, 2560), "4K": (2160, 3840), "8K": (4320, 7680)}
 LUT_SIZE = 33
@@ -170,8 +175,9 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
     lut = torch.rand(1, 3, LUT_SIZE, LUT_SIZE, LUT_SIZE, generator=gen)
     pil_image, pil_lut = pillow_lut_inputs(image, lut)
     guide = learned_guide()
-    on_device = [t.to(device) for t in (image, grid, affine, lut)]
-    image_d, grid_d, affine_d, lut_d = on_device
+    photo = torch.from_numpy(synthetic_photo(height, width)).permute(2, 0, 1)[None].float().div_(255).contiguous()
+    on_device = [t.to(device) for t in (image, grid, affine, lut, photo)]
+    image_d, grid_d, affine_d, lut_d, photo_d = on_device
 
     def ms(fn, runs=repeats):
         return median_ms(fn, runs, device)
@@ -182,6 +188,8 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
             "copy_ms": ms(lambda: image_d.clone()),
             "slice_ms": ms(lambda: slice_and_apply(image_d, grid_d)),
             "learned_ms": ms(lambda: slice_and_apply(image_d, grid_d, guide)),
+            "photo_ms": ms(lambda: slice_and_apply(photo_d, grid_d)),
+            "photo_learned_ms": ms(lambda: slice_and_apply(photo_d, grid_d, guide)),
             "matrix_ms": ms(lambda: matrix_pass(image_d, affine_d)),
             "lut_ms": ms(lambda: lut_pass(image_d, lut_d)),
             "pillow_lut_ms": median_ms(lambda: pil_image.filter(pil_lut), repeats),
@@ -207,6 +215,10 @@ def format_table(results: dict) -> str:
         ("**slice / copy**", lambda name, r: f"**{r['slice_ms'] / r['copy_ms']:.2f}**"),
         ("learned-guide slice ms", lambda name, r: f"{r['learned_ms']:.1f}"),
         ("**learned / copy**", lambda name, r: f"**{r['learned_ms'] / r['copy_ms']:.2f}**"),
+        ("photo slice ms", lambda name, r: f"{r['photo_ms']:.1f}"),
+        ("**photo / copy**", lambda name, r: f"**{r['photo_ms'] / r['copy_ms']:.2f}**"),
+        ("photo learned ms", lambda name, r: f"{r['photo_learned_ms']:.1f}"),
+        ("**photo learned / copy**", lambda name, r: f"**{r['photo_learned_ms'] / r['copy_ms']:.2f}**"),
         ("matrix ms", lambda name, r: f"{r['matrix_ms']:.1f}"),
         ("torch 3D LUT ms", lambda name, r: f"{r['lut_ms']:.1f}"),
         ("Pillow Color3DLUT ms", lambda name, r: f"{r['pillow_lut_ms']:.1f}"),

@@ -6,7 +6,10 @@ numbers for exposure, contrast, temperature, tint, saturation, vibrance the same
 its proxy the instructed way by at least a visible margin. The margin is
 ``MARGINS[proxy] * clamp(|intensity|, 0.4, 1)``, but never more than ``RECIPE_SHARE`` of what
 the instruction's own recipe achieves on this photo, so it is always reachable (a black photo
-told "darker" cannot get much darker; the recipe's share of nothing is nothing).
+told "darker" cannot get much darker; the recipe's share of nothing is nothing). Attributes
+without a proxy of their own (styles such as "moody" or "pastel", tone zones such as "lift the
+shadows") are defined by their recipes: every proxy their recipe clearly moves on this photo
+must move the same way (:func:`required_moves`).
 
 :func:`obey` projects a predicted grid onto that constraint set along the segment to the recipe
 grid: ``(1 - t) * predicted + t * recipe`` with the smallest ``t`` in :data:`MIX_STEPS` whose
@@ -37,7 +40,7 @@ from ...engine.slicing import slice_and_apply
 from ...language.matcher import Plan
 from .rule_based import global_grid_from_params
 
-__all__ = ["MARGINS", "PARAM_AXES", "PROXIES", "instructed_axes", "obey", "proxy_statistics", "required_moves"]
+__all__ = ["MARGINS", "PARAM_AXES", "PROXIES", "STYLE_SHARE", "instructed_axes", "obey", "proxy_statistics", "required_moves", "styled"]
 
 #: attribute -> the CIELAB statistic it must move.
 PROXIES: Mapping[str, str] = {
@@ -60,6 +63,9 @@ PARAM_AXES: Mapping[str, str] = {
 #: visible move (CIELAB units) asked of a full-intensity instruction; "slightly" (0.4) asks 40 %.
 MARGINS: Mapping[str, float] = {"L_mean": 2.0, "L_std": 1.5, "b_mean": 2.0, "a_mean": 1.5, "chroma": 2.0}
 MIN_SHARE = 0.4
+#: a style's recipe must move a proxy by this share of a visible margin for the move to count
+#: (a dark photo told "dreamy" barely loses contrast in the recipe, but must not gain it)
+STYLE_SHARE = 0.05
 RECIPE_SHARE = 0.8
 MIX_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CHECK_SIZE = 96
@@ -86,10 +92,19 @@ def instructed_axes(plan: Plan) -> dict[str, float]:
     return axes
 
 
+def styled(plan: Plan) -> bool:
+    """Whether the plan names attributes without a proxy of their own (styles, tone zones, ...)."""
+    return any(name not in PROXIES and w != 0 for name, w in plan.attributes.items())
+
+
 def required_moves(plan: Plan, recipe_move: Mapping[str, float]) -> dict[str, tuple[float, float]]:
     """Proxy -> (sign, margin) for a plan, given how far the recipe moves each proxy on this photo.
 
-    Two attributes on one proxy (saturation and vibrance) keep the stronger request.
+    Two attributes on one proxy (saturation and vibrance) keep the stronger request. Attributes
+    without a proxy ("moody", "pastel", "lift the shadows") are defined by their recipe, so the
+    recipe's own moves on the remaining proxies (at least ``STYLE_SHARE`` of a visible margin)
+    are required too, the same way, by ``MIN_SHARE`` of a visible margin or ``RECIPE_SHARE`` of
+    the recipe's move if that is less: "dark and moody" must darken, "pastel" must desaturate.
     """
     moves: dict[str, tuple[float, float]] = {}
     for name, weight in instructed_axes(plan).items():
@@ -99,6 +114,11 @@ def required_moves(plan: Plan, recipe_move: Mapping[str, float]) -> dict[str, tu
         margin = min(margin, RECIPE_SHARE * max(0.0, sign * recipe_move[stat]))
         if stat not in moves or margin > moves[stat][1]:
             moves[stat] = (sign, margin)
+    if styled(plan):
+        for stat, visible in MARGINS.items():
+            move = recipe_move[stat]
+            if stat not in moves and abs(move) >= STYLE_SHARE * visible:
+                moves[stat] = (math.copysign(1.0, move), min(MIN_SHARE * visible, RECIPE_SHARE * abs(move)))
     return moves
 
 
@@ -124,14 +144,14 @@ def obey(image: torch.Tensor, grid: torch.Tensor, guide, plan: Plan, recipe: tor
         image: (1, 3, H, W) in [0, 1], any size (checked on a small copy).
         grid: (1, 12, D, H_g, W_g) predicted grid.
         guide: what ``slice_and_apply`` takes for this grid (None, GuideParams, LearnedGuide).
-        plan: the parsed instruction; plans without proxied attributes return ``grid`` unchanged.
+        plan: the parsed instruction; plans without attributes (auto mode) return ``grid`` unchanged.
         recipe: (1, 12, D, 1, 1) the instruction's recipe grid for ``guide``; fitted here if None.
 
     Returns:
         (1, 12, D, H_g, W_g): ``grid`` itself when it obeys, else the first mix toward the recipe
         that does (see module docstring).
     """
-    if not instructed_axes(plan):
+    if not instructed_axes(plan) and not styled(plan):
         return grid
     small = _small(image.float())
     if recipe is None:
@@ -140,6 +160,8 @@ def obey(image: torch.Tensor, grid: torch.Tensor, guide, plan: Plan, recipe: tor
     before = proxy_statistics(small)
     recipe_after = proxy_statistics(slice_and_apply(small, recipe, guide))
     moves = required_moves(plan, {k: float(recipe_after[k] - before[k]) for k in before})
+    if not moves:
+        return grid
     best_t, best_slack = 1.0, -math.inf
     for t in MIX_STEPS:
         mixed = grid if t == 0 else torch.lerp(grid, recipe, t)
