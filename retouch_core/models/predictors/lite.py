@@ -16,6 +16,11 @@ instruction is followed even where the training data are thin.
 Param mode (explicit numbers only) does not use the network: the renderer is exact, so the
 edit is rendered and fitted (:func:`~.rule_based.grid_from_params`).
 
+With ``auto_contrast`` = w > 0, auto mode (no instruction) returns ``(1 - w)`` times the
+network's grid plus ``w`` times the classical auto-contrast grid (:mod:`.auto_contrast`): the
+network and the classic err on different photos, and their average is closer to real retouches
+than either (the shipped default uses w = 0.5; see its model card).
+
 At inference the predicted grid is projected by :func:`~.obedience.obey`: every instructed
 attribute moves the instructed way by a visible margin, whatever the network learned (the
 training path :meth:`LiteRetouchModel.predict_grids` stays unconstrained and differentiable).
@@ -38,6 +43,7 @@ from ...engine.guide import GuideParams, LearnedGuide
 from ...engine.resize import resize
 from ...language.matcher import Plan
 from ..base import RetouchModel
+from .auto_contrast import auto_contrast_grid
 from .conditioning import ConditionLayout
 from .obedience import obey
 from .rule_based import global_grid_from_params, grid_from_params
@@ -65,6 +71,8 @@ class LiteConfig:
         global_stats: feed the global path the photo's tone statistics too (:func:`tone_statistics`:
             luminance histogram and per-channel quantiles: black and white points, midtones),
             which a 4x4-pooled CNN feature can only approximate.
+        auto_contrast: weight of the classical auto-contrast grid in auto mode (module docstring);
+            0 leaves auto mode to the network. Inference only: training sees the network alone.
     """
 
     input_size: int = 256
@@ -77,6 +85,7 @@ class LiteConfig:
     params: tuple[str, ...] = field(default_factory=lambda: ConditionLayout.default().params)
     recipe_prior: bool = False
     global_stats: bool = False
+    auto_contrast: float = 0.0
 
     @property
     def layout(self) -> ConditionLayout:
@@ -105,6 +114,9 @@ class LiteConfig:
             data[key] = tuple(names)
         if not isinstance(data.get("recipe_prior", False), bool):
             raise ValueError(f"{where}: recipe_prior must be true or false")
+        weight = data.get("auto_contrast", 0.0)
+        if type(weight) not in (int, float) or not 0 <= weight <= 1:
+            raise ValueError(f"{where}: auto_contrast must be a number from 0 to 1, got {weight!r}")
         return LiteConfig(**data)
 
 
@@ -239,6 +251,9 @@ class LiteRetouchModel(RetouchModel, nn.Module):
             return replace(grid, label=f"{self.name} (exact param render): {grid.label}")
         guide = self.frozen_guide()
         grid = obey(image, self.predict_grids(image.float(), [plan]), guide, plan)
+        if plan.mode == "auto" and self.config.auto_contrast > 0:
+            classic = auto_contrast_grid(image.float(), self.config.grid_depth, self.config.grid_size)
+            grid = torch.lerp(grid, classic.to(grid), self.config.auto_contrast)
         return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
 
     def frozen_guide(self) -> GuideParams:
