@@ -89,7 +89,14 @@ def slice_and_apply(
         raise ValueError(f"band {band} does not hold the image's {rgb.shape[-2]} rows")
 
     chosen = _choose_backend(backend, rgb, grid, guide_map, params)
-    if chosen == "cpu_kernel":
+    if _is_identity(grid) and not _needs_grad(grid):
+        # Strength 0 and "no edit" must give the input bit for bit: interpolating identity
+        # affines is exact only up to float rounding, which 8-bit savers that truncate
+        # (ComfyUI's SaveImage) turn into a 1/255 change.
+        if not torch.isfinite(rgb).all():
+            raise ValueError("image contains NaN or Inf values")
+        out = rgb.clone()
+    elif chosen == "cpu_kernel":
         out = _slice_cpu_kernel(rgb, grid, guide_map, params, first_row, full_height)
     else:
         if not torch.isfinite(rgb).all():
@@ -99,6 +106,12 @@ def slice_and_apply(
         sampler = _sample_grid_sample if chosen == "grid_sample" else _sample_gather
         out = _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels, first_row, full_height)
     return join_alpha(out.to(image.dtype), alpha)
+
+
+def _is_identity(grid: torch.Tensor) -> bool:
+    """Whether every cell of ``grid`` holds exactly the identity affine."""
+    eye = torch.eye(3, 4, dtype=grid.dtype, device=grid.device).reshape(1, 12, 1, 1, 1)
+    return bool((grid == eye).all())
 
 
 def _resolve_guide(guide, rgb: torch.Tensor) -> tuple[torch.Tensor | None, GuideParams | None]:
