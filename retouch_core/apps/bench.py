@@ -7,8 +7,11 @@ For each resolution it times, on the same random image (noise is the worst case 
 kernel: every block of pixels reaches every depth node of the grid), the median of
 ``--repeats`` runs of:
 
-- ``copy``: ``image.clone()``, the memory floor of any per-pixel operation that returns a new
-  image (read it once, write it once);
+- ``copy``: a copy of the image into a new tensor allocated as the slice allocates its output
+  (on CPU :func:`~retouch_core.engine.slicing.new_cpu_image`, huge pages; ``clone`` elsewhere), the
+  memory floor of any per-pixel operation that returns a new image (read it once, write it once);
+- ``clone``: torch's ``image.clone()`` for reference: on CPU its allocator takes 4 KB pages, and
+  faulting them in can cost more than the copy;
 - ``slice``: :func:`~retouch_core.engine.slicing.slice_and_apply` with the default backend (the fused
   CPU kernel on CPU, ``grid_sample`` on CUDA), a 16x16x8 grid and the luminance guide;
 - ``learned``: the same with a learned (non-identity) HDRNet guide;
@@ -54,11 +57,16 @@ from PIL import Image, ImageFilter
 
 from ..engine.grid import identity_grid
 from ..engine.guide import GuideParams
-from ..engine.slicing import slice_and_apply
+from ..engine.slicing import new_cpu_image, slice_and_apply
 from .bench_files import synthetic_photo
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "1440p": (1440, 2560), "4K": (2160, 3840), "8K": (4320, 7680)}
 LUT_SIZE = 33
+
+
+def new_image_like(image: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor like ``image``, allocated as the slice allocates its output."""
+    return new_cpu_image(*image.shape) if image.device.type == "cpu" else torch.empty_like(image)
 
 
 def matrix_pass(image: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
@@ -185,7 +193,8 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
     with torch.inference_mode():
         row = {
             "pixels": height * width,
-            "copy_ms": ms(lambda: image_d.clone()),
+            "copy_ms": ms(lambda: new_image_like(image_d).copy_(image_d)),
+            "clone_ms": ms(lambda: image_d.clone()),
             "slice_ms": ms(lambda: slice_and_apply(image_d, grid_d)),
             "learned_ms": ms(lambda: slice_and_apply(image_d, grid_d, guide)),
             "photo_ms": ms(lambda: slice_and_apply(photo_d, grid_d)),
@@ -211,6 +220,7 @@ def format_table(results: dict) -> str:
     columns = [
         ("size", lambda name, r: name),
         ("copy ms", lambda name, r: f"{r['copy_ms']:.1f}"),
+        ("torch clone ms", lambda name, r: f"{r['clone_ms']:.1f}"),
         ("slice ms", lambda name, r: f"{r['slice_ms']:.1f}"),
         ("**slice / copy**", lambda name, r: f"**{r['slice_ms'] / r['copy_ms']:.2f}**"),
         ("learned-guide slice ms", lambda name, r: f"{r['learned_ms']:.1f}"),
