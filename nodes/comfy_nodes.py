@@ -21,7 +21,7 @@ from ..retouch_core.language.params import PARAM_GROUPS, PARAM_SPECS
 from ..retouch_core.engine.lut_interp import INTERPOLATIONS
 from ..retouch_core.engine.temporal import DEFAULT_SIGMA, TEMPORAL_MODES
 from . import logic
-from .luts import apply_lut_file, export_cube, find_lut_file, import_cube, list_lut_files
+from .luts import SHIPPED_LUT_FOLDER, apply_lut_file, export_cube, find_lut_file, import_cube, list_lut_files
 from .output_files import new_output_file
 from .scoring import score_instruction
 
@@ -49,9 +49,11 @@ def register_folders() -> None:
 def _lut_folders() -> list[str]:
     """The `luts` folders, with ours (re-)added: other packs share the name and may replace the
     entry after we registered it. Listing and lookup are ours too, so their extension filter
-    (e.g. only .cube) cannot hide our Hald CLUTs."""
+    (e.g. only .cube) cannot hide our Hald CLUTs. The pack's own `luts` folder comes last: a
+    user's file of the same name wins."""
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.models_dir, LUT_FOLDER))
     folder_paths.add_model_folder_path(LUT_FOLDER, os.path.join(folder_paths.get_output_directory(), LUT_FOLDER))
+    folder_paths.add_model_folder_path(LUT_FOLDER, str(SHIPPED_LUT_FOLDER))
     return folder_paths.get_folder_paths(LUT_FOLDER)
 
 

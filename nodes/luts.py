@@ -20,6 +20,11 @@ from ..retouch_core.formats.lut_files import LUT_SUFFIXES, read_lut_file
 from .layout import bchw_to_comfy, check_comfy_image, check_comfy_mask, comfy_to_bchw
 from .output_files import new_output_file
 
+# LUTs that ship with the pack (made by retouch_core/apps/style_lut.py), listed with the user's
+# `luts` folders so a fresh install has one and the example workflow runs as shipped.
+SHIPPED_LUT_FOLDER = Path(__file__).resolve().parents[1] / "luts"
+SHIPPED_LUT = "instantretouch_cinematic.cube"
+
 
 def export_cube(grid: RetouchGrid, folder: Path, prefix: str, size: int = 33, index: int = 0) -> Path:
     """Write the global part of edit ``index`` of ``grid`` as ``folder/prefix_NNNNN.cube``.

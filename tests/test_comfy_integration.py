@@ -4,6 +4,7 @@ Skipped unless COMFYUI_PATH points at a ComfyUI source tree (CI has none). COMFY
 selects the interpreter with ComfyUI's requirements (default: this one).
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -114,7 +115,25 @@ def test_lut_folder_entries_survive_another_pack(tmp_path):
     result = subprocess.run([comfy_python(), "-c", LUT_FOLDER_SCRIPT, COMFYUI_PATH, str(ROOT), str(models)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == str(["film/kodak.png", "theirs.cube", "warm.cube"])
+    shipped = "instantretouch_cinematic.cube"  # the pack's own luts/ folder stays listed too
+    assert result.stdout.strip().splitlines()[-1] == str(["film/kodak.png", shipped, "theirs.cube", "warm.cube"])
+
+
+def test_apply_lut_workflow_applies_the_shipped_lut(tmp_path, pack):
+    """workflows/api/apply_lut.json on a fresh install (empty models folder): the shipped LUT is
+    in Apply LUT's list, and the saved images are the in-process results at strengths 1 and 0.5."""
+    luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
+    workflow = ROOT / "workflows" / "api" / "apply_lut.json"
+    assert json.loads(workflow.read_text())["2"]["inputs"]["lut_file"] == luts.SHIPPED_LUT
+    report = _run_harness(tmp_path, [str(workflow)], "--workdir", str(tmp_path / "comfy"))
+    outputs = sorted(o["path"] for o in report["workflows"][0]["outputs"])
+    assert len(outputs) == 2
+    image = torch.from_numpy(np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32) / 255)[None]
+    for path, strength in zip(outputs, (1.0, 0.5)):
+        got = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255
+        expected = luts.apply_lut_file(image, luts.SHIPPED_LUT_FOLDER / luts.SHIPPED_LUT, "tetrahedral", strength)[0].numpy()
+        assert np.abs(got - expected).max() <= 1.5 / 255, (path, strength)  # SaveImage truncates to 8 bits
+        assert np.abs(got - image[0].numpy()).max() > 10 / 255, (path, strength)  # the LUT really graded the photo
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +150,14 @@ def live_server(tmp_path_factory):
         yield h, server
     finally:
         server.stop()
+
+
+def test_fresh_install_lists_the_shipped_lut(live_server):
+    """/object_info of a ComfyUI with empty model folders: the LUT nodes list the shipped LUT."""
+    h, server = live_server
+    for node_type, name in (("InstantRetouchApplyLUT", "lut_file"), ("InstantRetouchImportCube", "cube_file")):
+        _, info = h.http_json("GET", server.url + f"/object_info/{node_type}")
+        assert "instantretouch_cinematic.cube" in info[node_type]["input"]["required"][name][1]["options"], node_type
 
 
 def test_server_serves_the_frontend_extension_and_marks_advanced_inputs(live_server):

@@ -1,6 +1,9 @@
 """The LUT nodes' logic: Apply LUT (exact, strength, mask), listing of the `luts` folders."""
 
 import importlib
+import shlex
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -63,3 +66,42 @@ def test_lut_files_in_subfolders_are_listed_and_found(luts, cube_file, tmp_path)
     assert luts.find_lut_file(folders, "film/mix.cube") == cube_file.resolve()
     with pytest.raises(FileNotFoundError, match="not in the LUT folders"):
         luts.find_lut_file(folders, "../secret.cube")  # no escaping a folder
+
+
+def test_shipped_lut_is_listed_and_found(luts, tmp_path):
+    """The pack's luts/ folder holds the shipped LUT; listed after the user's (empty) folders."""
+    assert luts.list_lut_files([luts.SHIPPED_LUT_FOLDER]) == [luts.SHIPPED_LUT]
+    folders = [tmp_path / "models" / "luts", luts.SHIPPED_LUT_FOLDER]
+    assert luts.list_lut_files(folders) == [luts.SHIPPED_LUT]
+    assert luts.find_lut_file(folders, luts.SHIPPED_LUT) == (luts.SHIPPED_LUT_FOLDER / luts.SHIPPED_LUT).resolve()
+
+
+def test_shipped_lut_regenerates_bit_for_bit(luts, tmp_path):
+    """The command in the shipped file's header, run from the pack folder, writes that file
+    byte for byte (so it cannot drift from the code that made it)."""
+    shipped = luts.SHIPPED_LUT_FOLDER / luts.SHIPPED_LUT
+    marker = "# Regenerate it bit for bit from the pack folder: "
+    [line] = [line for line in shipped.read_text().splitlines() if line.startswith(marker)]
+    command = shlex.split(line[len(marker):])
+    assert command[:3] == ["python", "-m", "retouch_core.apps.style_lut"] and command[-2:] == ["--folder", "luts"]
+    command = [sys.executable, *command[1:-1], str(tmp_path)]
+    result = subprocess.run(command, cwd=luts.SHIPPED_LUT_FOLDER.parent, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / luts.SHIPPED_LUT).read_bytes() == shipped.read_bytes()
+
+
+def test_shipped_lut_is_the_cinematic_style(luts):
+    """Applied with the node's code, the shipped LUT is the renderer's "cinematic" edit."""
+    from retouch_core.formats.lut_files import read_lut_file
+    from retouch_core.language.attributes import recipe_to_params
+    from retouch_core.language.render import render
+
+    path = luts.SHIPPED_LUT_FOLDER / luts.SHIPPED_LUT
+    cube = read_lut_file(path)
+    assert cube.title == "InstantRetouch cinematic (17^3)" and cube.lut.shape == (1, 3, 17, 17, 17)
+    img = image(batch=1, height=32, width=32)
+    expected = render(img.permute(0, 3, 1, 2), recipe_to_params({"cinematic": 1.0})).permute(0, 2, 3, 1)
+    out = luts.apply_lut_file(img, path, "tetrahedral", 1.0)
+    assert (out - img).abs().mean() > 0.02  # a visible grade
+    # 17^3 lattice: interpolation error, largest (~0.035) where a channel clips at black
+    assert (out - expected).abs().mean() < 1e-3 and (out - expected).abs().max() < 0.05

@@ -14,8 +14,10 @@ from comfy_live import SNAPSHOT, workflow_files
 SCHEMAS = json.loads(SNAPSHOT.read_text())
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Combos listing files on the user's machine: any value is acceptable in a shipped workflow.
-FILE_COMBOS = {("LoadImage", "image"), ("InstantRetouchLoadCLIP", "clip_file"), ("InstantRetouchLoadGrid", "grid_file"),
-               ("InstantRetouchImportCube", "cube_file"), ("InstantRetouchApplyLUT", "lut_file")}
+# The LUT combos are not among them: the snapshot is a fresh install's, which lists the LUTs the
+# pack ships (luts/), so a shipped workflow may only use those.
+FILE_COMBOS = {("LoadImage", "image"), ("InstantRetouchLoadCLIP", "clip_file"), ("InstantRetouchLoadGrid", "grid_file")}
+LUT_COMBOS = (("InstantRetouchApplyLUT", "lut_file"), ("InstantRetouchImportCube", "cube_file"))
 MODEL_COMBO = ("InstantRetouchLoadModel", "model_name")
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # canvas notes: never sent to the server
 
@@ -119,6 +121,34 @@ def check_ui(graph: dict) -> list[str]:
     return problems
 
 
+def twin_differences(graph: dict, prompt: dict) -> list[str]:
+    """How a UI-format graph and an API-format prompt differ: node types, links, widget values."""
+    nodes = {str(n["id"]): n for n in graph["nodes"] if n["type"] not in FRONTEND_ONLY}
+    problems = [f"node {i}: only in one of them" for i in sorted(set(nodes) ^ set(prompt))]
+    for node_id in sorted(set(nodes) & set(prompt)):
+        node, api = nodes[node_id], prompt[node_id]
+        if node["type"] != api["class_type"]:
+            problems.append(f"node {node_id}: {node['type']} vs {api['class_type']}")
+            continue
+        spec = inputs_of(node["type"])
+        order = SCHEMAS[node["type"]]["input_order"]
+        widgets = [name for name in order.get("required", []) + order.get("optional", []) if spec[name][0] in WIDGET_TYPES]
+        values = node.get("widgets_values") or []
+        if node["type"] == "LoadImage":
+            values = values[:1]  # then the frontend-only upload widget
+        linked = {i["name"] for i in node.get("inputs", []) if i.get("link") is not None}
+        for name, value in zip([w for w in widgets if w not in linked], values):
+            if name in api["inputs"] and api["inputs"][name] != value:
+                problems.append(f"node {node_id}.{name}: {value!r} vs {api['inputs'][name]!r}")
+    ui_nodes = {n["id"]: n for n in graph["nodes"]}
+    for _, src, src_slot, dst, dst_slot, _ in graph.get("links", []):
+        if str(dst) in prompt:
+            name = ui_nodes[dst]["inputs"][dst_slot]["name"]
+            if prompt[str(dst)]["inputs"].get(name) != [str(src), src_slot]:
+                problems.append(f"link {src}:{src_slot} -> {dst}.{name} not in the API prompt")
+    return problems
+
+
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_workflow_matches_node_schemas(path: Path):
     doc = json.loads(path.read_text())
@@ -128,8 +158,32 @@ def test_workflow_matches_node_schemas(path: Path):
 
 def test_workflows_exist_for_each_capability():
     names = {p.stem for p in workflow_files()}
-    for needed in ("instruction_retouch", "strength_sweep", "regional_blend", "clip_score"):
+    for needed in ("instruction_retouch", "strength_sweep", "regional_blend", "clip_score", "apply_lut"):
         assert needed in names
+
+
+def test_lut_combos_list_the_shipped_luts(pack):
+    """On a fresh install (the snapshot's ComfyUI has empty model folders) Apply LUT and Import
+    .cube LUT list exactly the LUT files in the pack's luts/ folder, the shipped LUT among them."""
+    import importlib
+
+    luts = importlib.import_module(f"{pack.__name__}.nodes.luts")
+    shipped = luts.list_lut_files([luts.SHIPPED_LUT_FOLDER])
+    assert luts.SHIPPED_LUT in shipped
+    for node_type, name in LUT_COMBOS:
+        assert inputs_of(node_type)[name][1]["options"] == shipped, f"{node_type}.{name}: update the snapshot"
+
+
+def test_ui_and_api_twins_agree():
+    """Each example_workflows/X.json (exported by ComfyUI's frontend from workflows/api/X.json)
+    holds the same nodes, links and widget values as its API twin."""
+    pairs = [(ui, ui.parents[1] / "workflows" / "api" / ui.name) for ui in workflow_files() if ui.parent.name == "example_workflows"]
+    pairs = [(ui, api) for ui, api in pairs if api.is_file()]
+    assert any(ui.stem == "apply_lut" for ui, _ in pairs)
+    problems = []
+    for ui_path, api_path in pairs:
+        problems += [f"{ui_path.stem}: {p}" for p in twin_differences(json.loads(ui_path.read_text()), json.loads(api_path.read_text()))]
+    assert not problems, "\n".join(problems)
 
 
 def test_checker_catches_mistakes():
