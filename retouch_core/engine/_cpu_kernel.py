@@ -102,6 +102,18 @@ def _depth_coord(z, depth):
     return coord if coord < F32(depth - 1) else F32(depth - 1)
 
 
+@nb.njit(fastmath=True)
+def _value_range(values):
+    """(min, max) of finite values; fastmath lets LLVM vectorise the reduction, which it may
+    only because no value is NaN (callers pass clamped coordinates)."""
+    low = values[0]
+    high = values[0]
+    for i in range(values.shape[0]):
+        low = min(low, values[i])
+        high = max(high, values[i])
+    return low, high
+
+
 #: Pixels per blend block: short enough that a block of a photo spans few depth nodes, long
 #: enough to amortise the per-node setup (24 coefficients) over the vector loop.
 BLOCK = 64
@@ -116,11 +128,7 @@ def _blend_block(left, right, coord, x_frac, red, green, blue, out0, out1, out2)
     nodes within the block's coordinate range are visited: the tent weight of the others is 0.
     """
     n = coord.shape[0]
-    low = coord[0]
-    high = coord[0]
-    for i in range(n):
-        low = min(low, coord[i])
-        high = max(high, coord[i])
+    low, high = _value_range(coord)
     depth = left.shape[0]
     for k in range(int(low), min(int(high) + 1, depth - 1) + 1):
         a, b = left[k], right[k]
@@ -162,17 +170,23 @@ def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z
                 z[x] += slope * min(max(scratch[x] - start, F32(0)), piece)
 
 
+@nb.njit(fastmath={"reassoc"})
+def _row_is_finite(red, green, blue, z):
+    """Whether RGB and guide are finite on the whole row, as one vectorised sum: 0 * Inf and NaN
+    are NaN, and reassociation keeps NaN (a sum in strict order runs one add at a time)."""
+    total = F32(0)
+    for x in range(z.shape[0]):
+        total += F32(0) * (red[x] + green[x] + blue[x] + z[x])
+    return total == F32(0)
+
+
 @nb.njit(inline="always")
 def _count_nonfinite(red, green, blue, z):
-    """Pixels whose RGB or guide value is NaN or Inf (a cheap row test first: rows are clean)."""
-    width = z.shape[0]
-    total = F32(0)
-    for x in range(width):
-        total += F32(0) * (red[x] + green[x] + blue[x] + z[x])  # NaN unless all finite
-    if total == F32(0):
+    """Pixels whose RGB or guide value is NaN or Inf (the vectorised row test first: rows are clean)."""
+    if _row_is_finite(red, green, blue, z):
         return 0
     bad = 0
-    for x in range(width):
+    for x in range(z.shape[0]):
         bad += not np.isfinite(red[x] + green[x] + blue[x] + z[x])
     return bad
 

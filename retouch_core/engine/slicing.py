@@ -93,16 +93,12 @@ def slice_and_apply(
         # Strength 0 and "no edit" must give the input bit for bit: interpolating identity
         # affines is exact only up to float rounding, which 8-bit savers that truncate
         # (ComfyUI's SaveImage) turn into a 1/255 change.
-        if not torch.isfinite(rgb).all():
-            raise ValueError("image contains NaN or Inf values")
+        _check_finite(rgb, guide_map)
         out = rgb.clone()
     elif chosen == "cpu_kernel":
         out = _slice_cpu_kernel(rgb, grid, guide_map, params, first_row, full_height)
     else:
-        if not torch.isfinite(rgb).all():
-            raise ValueError("image contains NaN or Inf values")
-        if guide_map is not None and not torch.isfinite(guide_map).all():
-            raise ValueError("guide contains NaN or Inf values")
+        _check_finite(rgb, guide_map)
         sampler = _sample_grid_sample if chosen == "grid_sample" else _sample_gather
         out = _slice_in_bands(rgb, grid, guide_map, params, sampler, max_tile_pixels, first_row, full_height)
     return join_alpha(out.to(image.dtype), alpha)
@@ -120,6 +116,13 @@ def new_cpu_image(*shape: int) -> torch.Tensor:
         torch.Size([1, 3, 4, 5])
     """
     return torch.from_numpy(np.empty(shape, np.float32))
+
+
+def _check_finite(rgb: torch.Tensor, guide_map: torch.Tensor | None) -> None:
+    if not torch.isfinite(rgb).all():
+        raise ValueError("image contains NaN or Inf values")
+    if guide_map is not None and not torch.isfinite(guide_map).all():
+        raise ValueError("guide contains NaN or Inf values")
 
 
 def _is_identity(grid: torch.Tensor) -> bool:
