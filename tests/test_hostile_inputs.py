@@ -359,19 +359,12 @@ def student_file(tmp_path_factory):
     return tiny_student()[1].save(tmp_path_factory.mktemp("student") / "student.safetensors")
 
 
-def _with_tokenizer(edit):
+def _with_json(key, edit):
+    """A metadata mutation that edits the JSON entry ``key`` in place."""
     def apply(metadata):
-        files = json.loads(metadata["tokenizer"])
-        edit(files)
-        metadata["tokenizer"] = json.dumps(files)
-    return apply
-
-
-def _with_config(edit):
-    def apply(metadata):
-        config = json.loads(metadata["config"])
-        edit(config)
-        metadata["config"] = json.dumps(config)
+        value = json.loads(metadata[key])
+        edit(value)
+        metadata[key] = json.dumps(value)
     return apply
 
 
@@ -401,10 +394,10 @@ def test_a_model_file_can_never_run_code(student_file, tmp_path, monkeypatch):
         files["tokenizer_config.json"] = json.dumps(config)
 
     cases = {
-        "with_code": (_with_tokenizer(auto_map), "tokenization_evil.py"),
-        "auto_map": (_with_tokenizer(auto_map_only), "auto_map"),
-        "class": (_with_tokenizer(foreign_class), "EvilTokenizer"),
-        "config_auto_map": (_with_config(lambda c: c["text_encoder"].update(
+        "with_code": (_with_json("tokenizer", auto_map), "tokenization_evil.py"),
+        "auto_map": (_with_json("tokenizer", auto_map_only), "auto_map"),
+        "class": (_with_json("tokenizer", foreign_class), "EvilTokenizer"),
+        "config_auto_map": (_with_json("config", lambda c: c["text_encoder"].update(
             auto_map={"AutoModel": "modeling_evil.EvilModel"})), "auto_map"),
     }
     for name, (edit, fragment) in cases.items():
@@ -469,13 +462,13 @@ def test_lite_config_missing_or_not_json(tmp_path):
 
 
 @pytest.mark.parametrize("edit, fragment", [
-    (_with_config(lambda c: c["unet"].update(block_out_channels=[40000, 40000])), "weights do not fit"),
-    (_with_config(lambda c: c["student"].update(resolution=100000)), "resolution must be an integer"),
-    (_with_config(lambda c: c["student"]["adapter"].update(grid_height=0)), "grid_height must be an integer"),
-    (_with_config(lambda c: c["unet"].update(layers_per_block=10**6)), "layers_per_block"),
-    (_with_config(lambda c: c["codec"].update(factor=0)), "not a valid student file"),
-    (_with_config(lambda c: c.pop("unet")), "lacks the entry 'unet'"),
-    (_with_config(lambda c: c["student"].update(colour="red")), "unexpected keyword"),
+    (_with_json("config", lambda c: c["unet"].update(block_out_channels=[40000, 40000])), "weights do not fit"),
+    (_with_json("config", lambda c: c["student"].update(resolution=100000)), "resolution must be an integer"),
+    (_with_json("config", lambda c: c["student"]["adapter"].update(grid_height=0)), "grid_height must be an integer"),
+    (_with_json("config", lambda c: c["unet"].update(layers_per_block=10**6)), "layers_per_block"),
+    (_with_json("config", lambda c: c["codec"].update(factor=0)), "not a valid student file"),
+    (_with_json("config", lambda c: c.pop("unet")), "lacks the entry 'unet'"),
+    (_with_json("config", lambda c: c["student"].update(colour="red")), "unexpected keyword"),
     (lambda m: m.pop("tokenizer"), "lacks tokenizer"),
 ])
 def test_student_configs_are_checked_before_allocating(student_file, tmp_path, edit, fragment):

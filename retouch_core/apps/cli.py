@@ -49,12 +49,12 @@ from ..formats.image_files import (
 )
 from ..language.matcher import Plan
 from ..models import BUILTIN_MODELS, RetouchModel, load_retouch_model
+from ..engine.guide import LUMA_WEIGHTS
 from ..models.predictors.rule_based import grid_from_params
 from .banded import edit_in_place, small_copy, to_bit_depth
 from ..language.params import RetouchParams
 
 DEFAULT_MODEL = next(iter(BUILTIN_MODELS))  # the embedded learned model when the package ships one
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L")
 IMAGE_SUFFIXES = frozenset(s for suffixes in SUFFIXES.values() for s in suffixes)
 GRID_SUFFIX = ".safetensors"
 STRENGTH_RANGE = (-1.0, 3.0)  # as the ComfyUI Grid Strength node: beyond it colours only clip

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .grid import AFFINE_COLS, AFFINE_ROWS, GRID_CHANNELS, check_grid
+from .grid import AFFINE_COLS, AFFINE_ROWS, GRID_CHANNELS, check_grid, identity_affine
 from .guide import GuideParams, apply_guide
 from .checks import check_image, join_alpha, split_alpha
 
@@ -127,7 +127,7 @@ def _check_finite(rgb: torch.Tensor, guide_map: torch.Tensor | None) -> None:
 
 def _is_identity(grid: torch.Tensor) -> bool:
     """Whether every cell of ``grid`` holds exactly the identity affine."""
-    eye = torch.eye(3, 4, dtype=grid.dtype, device=grid.device).reshape(1, 12, 1, 1, 1)
+    eye = identity_affine(grid.device, grid.dtype).reshape(1, GRID_CHANNELS, 1, 1, 1)
     return bool((grid == eye).all())
 
 

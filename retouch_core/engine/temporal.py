@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from .fit import downsample
+from .guide import LUMA_WEIGHTS
 from .slicing import slice_and_apply
 
 TEMPORAL_MODES = ("per-frame", "key frame", "smoothed", "smoothed + deflicker")
 THUMBNAIL_PIXELS = 128 * 128  # brightness is measured on a thumbnail
 DEFAULT_SIGMA = 2.0  # frames
-LUMA = (0.299, 0.587, 0.114)
 
 
 def smooth_over_time(values: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
@@ -125,7 +125,7 @@ def deflicker_grid(grid, frames: torch.Tensor, sigma: float = DEFAULT_SIGMA):
 
 def frame_brightness(frames: torch.Tensor) -> torch.Tensor:
     """Mean luminance (Rec. 601) of each frame: (T, 3, H, W) -> (T,) float64."""
-    weights = torch.tensor(LUMA, dtype=torch.float64).view(1, 3, 1, 1)
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
     return (frames[:, :3].double() * weights).sum(1).mean(dim=(1, 2))
 
 

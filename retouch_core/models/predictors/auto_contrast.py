@@ -21,14 +21,13 @@ from __future__ import annotations
 import torch
 
 from ...engine.grid import grid_from_affine
+from ...engine.guide import luminance_guide
 from ...engine.resize import resize
 
 #: share of pixels clipped at each end (Pillow's ``cutoff=0.5`` percent)
 CUTOFF = 0.005
 #: quantiles are taken on a copy with at most this many pixels (enough for a 0.5 % tail)
 _SAMPLE_PIXELS = 256 * 256
-# Rec. 601 luma, as Pillow's "L" conversion that ``preserve_tone`` uses
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def auto_contrast_affine(image: torch.Tensor, cutoff: float = CUTOFF) -> torch.Tensor:
@@ -39,7 +38,7 @@ def auto_contrast_affine(image: torch.Tensor, cutoff: float = CUTOFF) -> torch.T
     batch, _, height, width = image.shape
     scale = min(1.0, (_SAMPLE_PIXELS / (height * width)) ** 0.5)
     small = resize(image, (max(1, round(height * scale)), max(1, round(width * scale)))) if scale < 1 else image
-    luma = torch.einsum("c,bchw->bhw", torch.tensor(_LUMA, dtype=small.dtype, device=small.device), small.clamp(0, 1))
+    luma = luminance_guide(small.clamp(0, 1))  # Rec. 601, as Pillow's "L" that preserve_tone uses
     low, high = torch.quantile(luma.flatten(1).float(), torch.tensor([cutoff, 1 - cutoff], device=small.device), dim=1)
     flat = high - low < 1e-6
     gain = torch.where(flat, torch.ones_like(low), 1 / (high - low).clamp_min(1e-6))

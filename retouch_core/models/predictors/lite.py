@@ -39,7 +39,7 @@ from torch import nn
 from ...engine.grid import GRID_CHANNELS, identity_grid
 from ...engine.retouch_grid import RetouchGrid
 from ...formats.model_files import check_bounds, check_shapes, parse_config, read_model_file, write_model_file
-from ...engine.guide import GuideParams, LearnedGuide
+from ...engine.guide import LUMA_WEIGHTS, GuideParams, LearnedGuide
 from ...engine.resize import resize
 from ...language.matcher import Plan
 from ..base import RetouchModel
@@ -148,7 +148,8 @@ def tone_statistics(image: torch.Tensor) -> torch.Tensor:
         >>> tone_statistics(torch.full((1, 3, 8, 8), 0.5))[0, 16:].unique()
         tensor([0.5000])
     """
-    luma = (0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]).flatten(1).clamp(0, 1)
+    red, green, blue = LUMA_WEIGHTS
+    luma = (red * image[:, 0] + green * image[:, 1] + blue * image[:, 2]).flatten(1).clamp(0, 1)
     centres = (torch.arange(HISTOGRAM_BINS, device=image.device, dtype=image.dtype) + 0.5) / HISTOGRAM_BINS
     weights = F.relu(1 - (luma[..., None] - centres).abs() * HISTOGRAM_BINS)  # triangular bins
     histogram = weights.mean(1) / weights.mean(1).sum(1, keepdim=True)
