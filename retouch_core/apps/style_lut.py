@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..engine.lut import edit_to_lut, format_cube
+from ..formats.atomic import atomic_write
 from ..language.attributes import STYLE, default_bank, recipe_to_params
 from ..language.render import render
 
@@ -49,10 +50,8 @@ def style_cube_text(style: str, size: int = 17) -> str:
 
 def write_style_cube(style: str, folder: str | Path, size: int = 17) -> Path:
     """Write ``folder/instantretouch_<style>.cube`` (LF line ends on every system)."""
-    path = Path(folder) / f"{PREFIX}{style}.cube"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(style_cube_text(style, size).encode("utf-8"))
-    return path
+    text = style_cube_text(style, size).encode("utf-8")
+    return atomic_write(Path(folder) / f"{PREFIX}{style}.cube", lambda tmp: tmp.write_bytes(text))
 
 
 def main(argv=None) -> int:
