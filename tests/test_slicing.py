@@ -138,22 +138,22 @@ def test_tiled_equals_untiled(backend, rng):
         torch.testing.assert_close(tiled, untiled, atol=1e-7, rtol=0)
 
 
-def random_guide(batch, rng):
-    base = GuideParams.identity(batch)
+def random_guide(batch, rng, knots=16):
+    base = GuideParams.identity(batch, knots=knots)
     return GuideParams(
         ccm=base.ccm + 0.3 * torch.randn(batch, 3, 3, generator=rng),
         ccm_bias=0.1 * torch.randn(batch, 3, generator=rng),
-        slopes=2 * torch.rand(batch, 3, 16, generator=rng),
+        slopes=2 * torch.rand(batch, 3, knots, generator=rng),
         mix=torch.rand(batch, 3, generator=rng) * 0.6,
         mix_bias=0.05 * torch.randn(batch, generator=rng),
     )
 
 
-@pytest.mark.parametrize("guide_batch", [1, 3])
-def test_fast_paths_match_reference(guide_batch, rng):
+@pytest.mark.parametrize(("guide_batch", "knots"), [(1, 16), (3, 16), (1, 7)])  # 7: not a multiple of the kernel's 4
+def test_fast_paths_match_reference(guide_batch, knots, rng):
     image = torch.rand(3, 3, 31, 45, generator=rng)
     grid = torch.randn(3, 12, 8, 4, 6, generator=rng)
-    guide = random_guide(guide_batch, rng)
+    guide = random_guide(guide_batch, rng, knots)
     reference = slice_and_apply(image, grid, guide, backend="grid_sample")
     for backend in ("gather", "cpu_kernel", "auto"):
         torch.testing.assert_close(slice_and_apply(image, grid, guide, backend=backend), reference, atol=2e-5, rtol=0)

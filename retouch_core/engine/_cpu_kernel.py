@@ -152,22 +152,35 @@ def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z
     """HDRNet guide of one row into ``z``: colour mix, monotone piecewise-linear curves, 1x1 mix.
 
     A curve with ``K`` equal pieces of slopes ``s_k`` is ``sum_k s_k clamp(v - k/K, 0, 1/K)``:
-    the same values as a table lookup, in branch-free vector code.
+    the same values as a table lookup, in branch-free vector code. Four pieces share one pass
+    over the row: a pass per piece spent more time loading and storing ``z`` than computing.
+    (Folding the ``- k/K`` into the bias would save an operation but lose float32 precision.)
     """
     knots = slopes.shape[1]
     piece = F32(1) / F32(knots)
+    zero = F32(0)
     width = z.shape[0]
     for x in range(width):
         z[x] = mix_bias
     for c in range(3):
         c0, c1, c2, cb = ccm[c, 0], ccm[c, 1], ccm[c, 2], ccm_bias[c]
         for x in range(width):
-            scratch[x] = min(max(c0 * red[x] + c1 * green[x] + c2 * blue[x] + cb, F32(0)), F32(1))
-        for k in range(knots):
-            slope = mix[c] * slopes[c, k]
-            start = F32(k) * piece
+            scratch[x] = min(max(c0 * red[x] + c1 * green[x] + c2 * blue[x] + cb, zero), F32(1))
+        s = mix[c] * slopes[c]
+        k = 0
+        while k + 4 <= knots:
+            a0 = F32(k) * piece
+            a1, a2, a3 = a0 + piece, a0 + F32(2) * piece, a0 + F32(3) * piece
+            s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
             for x in range(width):
-                z[x] += slope * min(max(scratch[x] - start, F32(0)), piece)
+                v = scratch[x]
+                z[x] += (s0 * min(max(v - a0, zero), piece) + s1 * min(max(v - a1, zero), piece)
+                         + s2 * min(max(v - a2, zero), piece) + s3 * min(max(v - a3, zero), piece))
+            k += 4
+        for rest in range(k, knots):
+            start = F32(rest) * piece
+            for x in range(width):
+                z[x] += s[rest] * min(max(scratch[x] - start, zero), piece)
 
 
 @nb.njit(fastmath={"reassoc"})
@@ -212,8 +225,8 @@ def slice_apply_image(image, first_row, full_height, grid, guide_mode, guide_map
         guide_map: (H, W) float32 guide for GUIDE_MAP, else any 2-D array.
         ccm, ccm_bias, slopes, mix, mix_bias: float32 guide parameters, shapes (3, 3), (3,),
             (3, K), (3,), scalar (see :mod:`retouch_core.engine.guide`).
-        out: (3, H, W) float32, written; may be ``image`` itself (a row is written only once
-            it has been read completely).
+        out: (3, H, W) float32, written; must not overlap ``image`` (a row of the output is
+            accumulated while the same row of the input is still being read).
 
     Returns:
         Number of pixels whose RGB or guide value is NaN or Inf (0 when all is well).
@@ -255,12 +268,14 @@ def slice_apply_image(image, first_row, full_height, grid, guide_mode, guide_map
         coord = np.empty(width, np.float32)
         for x in range(width):
             coord[x] = _depth_coord(z[x], depth)
-        acc = np.zeros((3, width), np.float32)
+        # Accumulated straight into the output row (a row buffer copied out cost a pass more).
+        out0, out1, out2 = out[0, y], out[1, y], out[2, y]
         for j in range(grid_w - 1):
             for start in range(x_start[j], x_start[j + 1], BLOCK):
                 stop = min(start + BLOCK, x_start[j + 1])
+                for x in range(start, stop):
+                    out0[x], out1[x], out2[x] = F32(0), F32(0), F32(0)
                 _blend_block(row[j], row[j + 1], coord[start:stop], x_frac[start:stop], red[start:stop],
-                             green[start:stop], blue[start:stop], acc[0, start:stop], acc[1, start:stop],
-                             acc[2, start:stop])
-        out[:, y] = acc
+                             green[start:stop], blue[start:stop], out0[start:stop], out1[start:stop],
+                             out2[start:stop])
     return bad.sum()
