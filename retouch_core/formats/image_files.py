@@ -4,7 +4,7 @@
 :func:`write_image` writes such a tensor back. C is 1 (grey), 2 (grey + alpha), 3 (RGB) or
 4 (RGBA): the channel layout of the file is kept, never forced to RGB.
 
-Formats and their decoders:
+Formats and their decoders (every PNG is written by :mod:`.png_files`, streamed):
 
 ====== =========== ===================================================================
 PNG    8, 16 bit   Pillow for <= 8 bit; pypng for 16 bit (Pillow's RGB modes are 8-bit
@@ -28,7 +28,6 @@ WebP. The EXIF/TIFF orientation is applied on read, exactly as Pillow's
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import re
@@ -36,7 +35,6 @@ import secrets
 import struct
 import time
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +44,10 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .png_files import PNG_SIGNATURE, write_png
+
 ORIENTATION_TAG = 0x0112  # EXIF and TIFF share the tag number
 ICC_PROFILE_TAG = 34675  # TIFF InterColorProfile
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 EXIF_HEADER = b"Exif\x00\x00"
 
@@ -464,8 +463,8 @@ def write_pixels(path: str | Path, array: np.ndarray, info: ImageInfo | None = N
     try:
         if fmt == "TIFF":
             _write_tiff(temporary, array, icc)
-        elif fmt == "PNG" and depth == 16:
-            _write_png16(temporary, array, icc, exif)
+        elif fmt == "PNG":
+            write_png(temporary, array, icc, _exif_chunk(exif) if exif is not None else None)
         else:
             _write_with_pillow(temporary, fmt, array, icc, exif, quality)
         os.replace(temporary, path)
@@ -541,7 +540,7 @@ def _upright_exif(exif: bytes) -> Image.Exif:
 
 
 def _write_with_pillow(path: Path, fmt: str, array: np.ndarray, icc, exif, quality: int) -> None:
-    """8-bit PNG, JPEG, WebP, BMP via Pillow."""
+    """8-bit JPEG, WebP, BMP via Pillow."""
     channels = array.shape[-1]
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
@@ -559,22 +558,9 @@ def _write_with_pillow(path: Path, fmt: str, array: np.ndarray, icc, exif, quali
     image.save(path, format=fmt, **options)
 
 
-def _write_png16(path: Path, array: np.ndarray, icc, exif) -> None:
-    """16-bit PNG via pypng, with iCCP and eXIf chunks added after IHDR (pypng writes neither)."""
-    height, width, channels = array.shape
-    writer = png.Writer(width, height, greyscale=channels in (1, 2), alpha=channels in (2, 4), bitdepth=16)
-    buffer = io.BytesIO()
-    writer.write(buffer, array.reshape(height, width * channels))
-    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
-    extra = []
-    if icc:
-        # iCCP: profile name, NUL, compression method 0 (zlib), compressed profile.
-        extra.append((b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
-    if exif is not None:
-        data = exif.tobytes()
-        extra.append((b"eXIf", data[len(EXIF_HEADER):] if data.startswith(EXIF_HEADER) else data))
-    with open(path, "wb") as f:
-        png.write_chunks(f, chunks[:1] + extra + chunks[1:])
+def _exif_chunk(exif: Image.Exif) -> bytes:
+    """EXIF as a PNG eXIf chunk holds it: from the TIFF header on, without the JPEG prefix."""
+    return exif.tobytes().removeprefix(EXIF_HEADER)
 
 
 def _write_tiff(path: Path, array: np.ndarray, icc) -> None:
