@@ -66,6 +66,25 @@ def test_sampler_scales_a_fitted_vector_and_drops_negligible_sliders(table_file)
         assert d["contrast"] == pytest.approx(-20.0 * ratio, abs=0.02)  # both rounded to 3 decimals
 
 
+def test_low_light_share_picks_the_kind_first():
+    """Folders dicm + lime (low light) and fivek_expertc: uniform gives low light 2/3 of the draws,
+    ``p_low_light`` sets that share, and each kind's folders stay equally likely."""
+    from retouch_training.data.calibration import AsShotTable
+
+    table = AsShotTable({"dicm": [{"exposure": 1.0}], "lime": [{"gamma": 0.5}], "fivek_expertc": [{"contrast": -30.0}]})
+
+    def shares(p_low_light, n=3000):
+        rng = np.random.default_rng(1)
+        draws = [next(iter(sample_as_shot(table, rng, p_low_light))) for _ in range(n)]
+        return {name: draws.count(name) / n for name in ("exposure", "gamma", "contrast")}
+
+    uniform = shares(None)
+    assert uniform["contrast"] == pytest.approx(1 / 3, abs=0.03)
+    balanced = shares(0.25)
+    assert balanced["contrast"] == pytest.approx(0.75, abs=0.03)
+    assert balanced["exposure"] == pytest.approx(0.125, abs=0.02) and balanced["gamma"] == pytest.approx(0.125, abs=0.02)
+
+
 def test_degradation_config_draws_as_shot_steps(table_file):
     clean = small(data.astronaut())[0]
     config = DegradationConfig(as_shot=str(table_file), p_as_shot=1.0, p_local=0.0)

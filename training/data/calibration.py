@@ -160,10 +160,23 @@ def load_as_shot(path: str) -> AsShotTable:
     return AsShotTable(groups)
 
 
-def sample_as_shot(table: AsShotTable, rng: np.random.Generator) -> dict[str, float]:
+def sample_as_shot(table: AsShotTable, rng: np.random.Generator, p_low_light: float | None = None) -> dict[str, float]:
     """One draw: a group uniformly (so a large folder does not dominate), one of its fitted
-    vectors, scaled by U(:data:`MAGNITUDE`); near-zero sliders are dropped (sparse inverse)."""
+    vectors, scaled by U(:data:`MAGNITUDE`); near-zero sliders are dropped (sparse inverse).
+
+    With ``p_low_light``, the group is first chosen by kind: a low-light folder
+    (:data:`~.sources.LOW_LIGHT_DIR_NAMES`) with that probability, else an "as shot" render
+    folder such as the FiveK inputs; uniformly within the kind. (Uniform over folders gives
+    low-light as many shares as it has folders: two of three with DICM, LIME and FiveK.)
+    """
+    from .sources import LOW_LIGHT_DIR_NAMES
+
     names = sorted(table.groups)
+    if p_low_light is not None:
+        low = [n for n in names if n.lower() in LOW_LIGHT_DIR_NAMES]
+        other = [n for n in names if n not in low]
+        if low and other:
+            names = low if rng.random() < p_low_light else other
     rows = table.groups[names[int(rng.integers(len(names)))]]
     row = rows[int(rng.integers(len(rows)))]
     magnitude = float(rng.uniform(*MAGNITUDE))

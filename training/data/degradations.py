@@ -112,6 +112,8 @@ class DegradationConfig:
         as_shot: calibration file of ``calibrate-degradations`` (:mod:`.calibration`), or None.
         p_as_shot: with ``as_shot``, probability that the global step is an "as shot" render
             drawn from the calibrated distribution instead of the defect catalogue.
+        p_low_light: share of those renders calibrated on low-light photos; None draws every
+            calibration folder equally often (see :func:`.calibration.sample_as_shot`).
     """
 
     defect_count_probs: tuple[float, ...] = (0.5, 0.35, 0.15)
@@ -120,6 +122,7 @@ class DegradationConfig:
     severity_beta: tuple[float, float] = (1.6, 2.4)
     as_shot: str | None = None
     p_as_shot: float = 0.5
+    p_low_light: float | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def sample_degradation(
     if config.as_shot and rng.random() < config.p_as_shot:
         from .calibration import load_as_shot, sample_as_shot
 
-        steps.append(Step(sample_as_shot(load_as_shot(config.as_shot), rng), None, ("as_shot",)))
+        steps.append(Step(sample_as_shot(load_as_shot(config.as_shot), rng, config.p_low_light), None, ("as_shot",)))
     elif not (local and rng.random() < config.p_local_only):
         probs = np.asarray(config.defect_count_probs, dtype=float)
         count = 1 + int(rng.choice(len(probs), p=probs / probs.sum()))

@@ -54,7 +54,8 @@ class TrainLiteConfig:
     this factor (several crops and scales per photo). ``online_photos``: folders of good photos
     whose auto pairs are degraded on the fly (:class:`~retouch_training.data.online.DegradedPhotos`,
     ``online_pairs`` per photo and epoch, the photos of the ``holdout_fraction`` split left out),
-    with the calibrated ``as_shot`` degradations drawn with probability ``p_as_shot``.
+    with the calibrated ``as_shot`` degradations drawn with probability ``p_as_shot``, a share
+    ``p_low_light`` of them calibrated on low-light photos (None: every calibration folder alike).
     """
 
     crop_size: int = 256
@@ -84,6 +85,7 @@ class TrainLiteConfig:
     holdout_fraction: float = 0.1
     as_shot: str | None = None
     p_as_shot: float = 0.5
+    p_low_light: float | None = None
     init_from: str | None = None
 
     def model_config(self) -> LiteConfig:
@@ -172,7 +174,7 @@ def _datasets(dataset_root: Path | None, config: TrainLiteConfig):
                                     auto_instruction=config.auto_instruction, seed=config.seed, zoom=config.crop_zoom))
         heldout = TripletDataset(dataset_root, "heldout", size=config.crop_size, subsets=config.subsets)
     if config.online_photos:
-        degradation = DegradationConfig(as_shot=config.as_shot, p_as_shot=config.p_as_shot)
+        degradation = DegradationConfig(as_shot=config.as_shot, p_as_shot=config.p_as_shot, p_low_light=config.p_low_light)
         parts.append(DegradedPhotos(config.online_photos, config.crop_size, degradation, config.online_pairs, "train",
                                     config.holdout_fraction, config.seed, config.crop_zoom))
         if heldout is None:
