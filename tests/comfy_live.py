@@ -1,11 +1,14 @@
 """Run the pack in a real ComfyUI (via ../shared/tools/comfy_harness.py); used by the tests.
 
     python tests/comfy_live.py --update-snapshot     # needs COMFYUI_PATH
+    python tests/comfy_live.py --render-results docs/workflow_results.jpg
 
-writes ``tests/data/object_info.json``: the /object_info entries of every node type our
+The first writes ``tests/data/object_info.json``: the /object_info entries of every node type our
 workflows use, which ``tests/test_workflows.py`` checks the workflow files against in CI
 (where there is no ComfyUI). ``tests/test_comfy_integration.py`` fails when the snapshot and
-the live server disagree.
+the live server disagree. The second runs the strength-sweep and regional-blend workflows on
+scikit-image's astronaut and lays out what ComfyUI's SaveImage wrote (the README's
+picture of workflow results).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -85,9 +89,36 @@ def snapshot_of(info: dict) -> dict:
     return {name: info[name] for name in sorted(wanted) if name in info}
 
 
+RESULT_WORKFLOWS = ("strength_sweep", "regional_blend")  # their SaveImage prefixes: retouch/strength_sweep, retouch/regional
+PANEL, GAP = 320, 8
+
+
+def render_results(comfy_dir: Path, out: Path) -> None:
+    """Run :data:`RESULT_WORKFLOWS` in a real ComfyUI and save their outputs side by side."""
+    from PIL import Image
+    from skimage import data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work, photo = Path(tmp) / "comfy", Path(tmp) / "example.png"  # the name the workflows load
+        Image.fromarray(data.astronaut()).save(photo)
+        command = [sys.executable, str(HARNESS), str(ROOT), str(comfy_dir),
+                   *(str(ROOT / "workflows" / "api" / f"{name}.json") for name in RESULT_WORKFLOWS),
+                   "--python", comfy_python(), "--pack-name", PACK_NAME, "--input-file", str(photo),
+                   "--models-dir", str(Path(tmp) / "models"), "--workdir", str(work)]
+        subprocess.run(command, check=True)
+        saved = sorted((work / "output" / "retouch").glob("strength_sweep_*.png")) + sorted(
+            (work / "output" / "retouch").glob("regional_*.png"))
+        sheet = Image.new("RGB", (len(saved) * (PANEL + GAP) - GAP, PANEL), "white")
+        for i, path in enumerate(saved):
+            sheet.paste(Image.open(path).convert("RGB").resize((PANEL, PANEL), Image.LANCZOS), (i * (PANEL + GAP), 0))
+    sheet.save(out, quality=90)
+    print(f"wrote {out} ({len(saved)} panels)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update-snapshot", action="store_true")
+    parser.add_argument("--render-results", type=Path, metavar="JPG", help="picture of the workflow results")
     args = parser.parse_args(argv)
     comfy_dir = os.environ.get("COMFYUI_PATH")
     if not comfy_dir:
@@ -96,6 +127,8 @@ def main(argv=None) -> int:
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(snapshot_of(live_object_info(Path(comfy_dir))), indent=1, sort_keys=True) + "\n")
         print(f"wrote {SNAPSHOT}")
+    if args.render_results:
+        render_results(Path(comfy_dir), args.render_results)
     return 0
 
 
