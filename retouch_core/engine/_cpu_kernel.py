@@ -120,31 +120,49 @@ BLOCK = 64
 
 
 @nb.njit(inline="always")
+def _node_coefficients(left, right, k):
+    """Node ``k`` of the block's left x cell and its difference to the right one (24 floats)."""
+    a, b = left[k], right[k]
+    return (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+            b[0] - a[0], b[1] - a[1], b[2] - a[2], b[3] - a[3], b[4] - a[4], b[5] - a[5],
+            b[6] - a[6], b[7] - a[7], b[8] - a[8], b[9] - a[9], b[10] - a[10], b[11] - a[11])
+
+
+@nb.njit(inline="always")
+def _node_terms(c, node, coord, x_frac, r, g, bl):
+    """The tent-weighted affine of one node applied to one pixel: 3 output terms."""
+    w = max(F32(0), F32(1) - abs(coord - node))
+    v = w * x_frac
+    return (w * (c[0] * r + c[1] * g + c[2] * bl + c[3]) + v * (c[12] * r + c[13] * g + c[14] * bl + c[15]),
+            w * (c[4] * r + c[5] * g + c[6] * bl + c[7]) + v * (c[16] * r + c[17] * g + c[18] * bl + c[19]),
+            w * (c[8] * r + c[9] * g + c[10] * bl + c[11]) + v * (c[20] * r + c[21] * g + c[22] * bl + c[23]))
+
+
+@nb.njit(inline="always")
 def _blend_block(left, right, coord, x_frac, red, green, blue, out0, out1, out2):
-    """Accumulate the sliced affine of a block of pixels applied to them into ``out0..2``.
+    """Write the sliced affine of a block of pixels applied to them into ``out0..2``.
 
     ``left``/``right``: (D, 12) y-interpolated nodes of the block's two x cells; ``coord``:
     depth coordinates (:func:`_depth_coord`); ``x_frac``: fractions towards ``right``. Only the
     nodes within the block's coordinate range are visited: the tent weight of the others is 0.
+    The first node writes the output, the others add to it (no pass to zero it first).
     """
     n = coord.shape[0]
     low, high = _value_range(coord)
     depth = left.shape[0]
-    for k in range(int(low), min(int(high) + 1, depth - 1) + 1):
-        a, b = left[k], right[k]
-        e00, e01, e02, e03, e10, e11, e12, e13, e20, e21, e22, e23 = (
-            a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11])
-        d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23 = (
-            b[0] - e00, b[1] - e01, b[2] - e02, b[3] - e03, b[4] - e10, b[5] - e11,
-            b[6] - e12, b[7] - e13, b[8] - e20, b[9] - e21, b[10] - e22, b[11] - e23)
+    first = int(low)
+    c = _node_coefficients(left, right, first)
+    node = F32(first)
+    for i in range(n):
+        out0[i], out1[i], out2[i] = _node_terms(c, node, coord[i], x_frac[i], red[i], green[i], blue[i])
+    for k in range(first + 1, min(int(high) + 1, depth - 1) + 1):
+        c = _node_coefficients(left, right, k)
         node = F32(k)
         for i in range(n):
-            w = max(F32(0), F32(1) - abs(coord[i] - node))
-            v = w * x_frac[i]
-            r, g, bl = red[i], green[i], blue[i]
-            out0[i] += w * (e00 * r + e01 * g + e02 * bl + e03) + v * (d00 * r + d01 * g + d02 * bl + d03)
-            out1[i] += w * (e10 * r + e11 * g + e12 * bl + e13) + v * (d10 * r + d11 * g + d12 * bl + d13)
-            out2[i] += w * (e20 * r + e21 * g + e22 * bl + e23) + v * (d20 * r + d21 * g + d22 * bl + d23)
+            t0, t1, t2 = _node_terms(c, node, coord[i], x_frac[i], red[i], green[i], blue[i])
+            out0[i] += t0
+            out1[i] += t1
+            out2[i] += t2
 
 
 @nb.njit(inline="always")
@@ -273,8 +291,6 @@ def slice_apply_image(image, first_row, full_height, grid, guide_mode, guide_map
         for j in range(grid_w - 1):
             for start in range(x_start[j], x_start[j + 1], BLOCK):
                 stop = min(start + BLOCK, x_start[j + 1])
-                for x in range(start, stop):
-                    out0[x], out1[x], out2[x] = F32(0), F32(0), F32(0)
                 _blend_block(row[j], row[j + 1], coord[start:stop], x_frac[start:stop], red[start:stop],
                              green[start:stop], blue[start:stop], out0[start:stop], out1[start:stop],
                              out2[start:stop])
