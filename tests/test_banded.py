@@ -109,3 +109,35 @@ def test_cli_bands_equal_the_whole_image_edit(mode, rng, tmp_path, monkeypatch):
     want, _ = read_pixels(tmp_path / "whole.png")
     assert got_info.mode == info.mode and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["P+transparency", "RGB+colour key", "L", "RGBA"])
+def test_read_pixels_in_bands_equals_pillows_whole_conversion(kind, tmp_path, monkeypatch):
+    """Decoded pixels are copied out of Pillow a few rows at a time; each band must convert as
+    the whole image does (palette and colour-key transparency travel with the crop)."""
+    from PIL import Image
+
+    from retouch_core.formats import image_files
+
+    values = np.random.default_rng(3).integers(0, 256, (37, 23, 4), dtype=np.uint8)
+    if kind == "P+transparency":
+        image = Image.fromarray(values[..., :3]).quantize(16)
+        image.info["transparency"] = 3
+        mode = "RGBA"
+    elif kind == "RGB+colour key":
+        image = Image.fromarray(values[..., :3] // 64 * 64)
+        image.info["transparency"] = (64, 128, 0)
+        mode = "RGBA"
+    else:
+        image = Image.fromarray(values if kind == "RGBA" else values[..., 0])
+        mode = kind
+    image.save(tmp_path / "in.png", **({"transparency": image.info["transparency"]} if "transparency" in image.info
+                                        else {}))
+    monkeypatch.setattr(image_files, "COPY_BAND_BYTES", 23 * 4 * 5)  # 5 rows per band, 8 bands
+    got, info = read_pixels(tmp_path / "in.png")
+    with Image.open(tmp_path / "in.png") as reference:
+        want = np.array(reference.convert(mode)).reshape(37, 23, len(mode))
+    assert info.mode == mode
+    np.testing.assert_array_equal(got, want)
+    if "+" in kind:  # the transparent colour occurs, so the alpha channel is exercised
+        assert (got[..., 3] == 0).any() and (got[..., 3] == 255).any()

@@ -270,8 +270,31 @@ def _pillow_pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, str]:
         )
     if "transparency" in image.info and mode in ("L", "RGB"):  # colour-key transparency -> alpha
         mode += "A"
-    array = np.array(image.convert(mode))  # a writable copy: torch.from_numpy needs one
-    return (array[..., None] if array.ndim == 2 else array), mode
+    return _converted_array(image, mode), mode
+
+
+#: Bytes of converted pixels held at once while copying a decoded image out of Pillow.
+COPY_BAND_BYTES = 16 << 20
+
+
+def _converted_array(image: Image.Image, mode: str) -> np.ndarray:
+    """A decoded Pillow image converted to ``mode`` -> writable (H, W, C) uint8 array.
+
+    Copied band by band: ``np.array(image.convert(mode))`` holds the pixels three more times
+    next to Pillow's own buffer (converted image, bytes object, array), 1 GB extra for a
+    100-megapixel photo. Cropping keeps palette and transparency, so each band converts as
+    the whole image would.
+    """
+    image.load()
+    width, height = image.size
+    channels = len(mode)
+    array = np.empty((height, width, channels), np.uint8)
+    rows = max(1, COPY_BAND_BYTES // (width * channels))
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        band = image.crop((0, top, width, bottom)).convert(mode)
+        array[top:bottom] = np.asarray(band).reshape(bottom - top, width, channels)
+    return array
 
 
 def _read_tiff(path: Path, header: bytes, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
@@ -373,12 +396,14 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array))
 
 
-def pixels_to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1]."""
+def pixels_to_tensor(array: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1], written into ``out`` if given."""
     scale = float(np.iinfo(array.dtype).max)
     # uint16 has no torch counterpart on every version: widen to int32 first.
-    tensor = torch.from_numpy(array.astype(np.int32) if array.dtype == np.uint16 else array)
-    return (tensor.permute(2, 0, 1)[None].float() / scale).contiguous()
+    tensor = torch.from_numpy(array.astype(np.int32) if array.dtype == np.uint16 else array).permute(2, 0, 1)[None]
+    if out is None:
+        return (tensor.float() / scale).contiguous()
+    return out.copy_(tensor).div_(scale)
 
 
 # ----------------------------------------------------------------------------------- writing
