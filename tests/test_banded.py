@@ -141,3 +141,23 @@ def test_read_pixels_in_bands_equals_pillows_whole_conversion(kind, tmp_path, mo
     np.testing.assert_array_equal(got, want)
     if "+" in kind:  # the transparent colour occurs, so the alpha channel is exercised
         assert (got[..., 3] == 0).any() and (got[..., 3] == 255).any()
+
+
+@pytest.mark.parametrize("significant", [16, 12])
+def test_16_bit_png_rows_read_exactly(significant, tmp_path):
+    """16-bit PNGs are read row by row into one array; with an sBIT chunk (12 significant bits)
+    the samples are scaled down by the decoder and stretched back to the full 16-bit range."""
+    values = np.random.default_rng(4).integers(0, 2**16, (9, 7, 2), dtype=np.uint16)
+    writer = png.Writer(7, 9, greyscale=True, alpha=True, bitdepth=16)
+    with open(tmp_path / "in.png", "wb") as f:
+        writer.write(f, values.reshape(9, -1).tolist())
+    if significant != 16:  # add sBIT before IDAT, as a 12-bit camera export would
+        chunks = list(png.Reader(filename=str(tmp_path / "in.png")).chunks())
+        chunks.insert(1, (b"sBIT", bytes([significant, significant])))
+        with open(tmp_path / "in.png", "wb") as f:
+            png.write_chunks(f, chunks)
+    got, info = read_pixels(tmp_path / "in.png")
+    top = values.astype(np.int64) >> (16 - significant)  # what the significant bits hold
+    want = (top * 65535 + (2**significant - 1) // 2) // (2**significant - 1)
+    assert info.bit_depth == 16 and info.mode == "LA"
+    np.testing.assert_array_equal(got, want)

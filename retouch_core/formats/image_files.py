@@ -253,11 +253,15 @@ def _png_bit_depth(header: bytes) -> int:
 def _read_png16(path: Path) -> np.ndarray:
     """16-bit PNG -> (H, W, C) uint16 via pypng (palette, tRNS and sBIT resolved by asDirect)."""
     width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
-    array = np.vstack([np.asarray(row, dtype=np.uint32) for row in rows]).reshape(height, width, meta["planes"])
     depth = meta["bitdepth"]
-    if depth != 16:  # asDirect scales down to the significant bits (sBIT): stretch back to 16
-        array = (array * 65535 + (2**depth - 1) // 2) // (2**depth - 1)
-    return array.astype(np.uint16)
+    # Filled row by row: a list of rows stacked at the end held the image three times over.
+    array = np.empty((height, width, meta["planes"]), np.uint16)
+    for y, row in enumerate(rows):
+        values = np.asarray(row).reshape(width, -1)  # an array('H') without copying, or a list
+        if depth != 16:  # asDirect scales down to the significant bits (sBIT): stretch back to 16
+            values = (values.astype(np.uint32) * 65535 + (2**depth - 1) // 2) // (2**depth - 1)
+        array[y] = values
+    return array
 
 
 def _pillow_pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, str]:
