@@ -70,6 +70,19 @@ def test_import_is_cheap_and_models_do_not_pull_diffusers():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_loading_the_default_model_does_not_import_the_compiler():
+    """Building a model on the meta device once routed ``torch.eye`` through torch's Python
+    reference ops, importing torch._dynamo: 2-5 s and 150 MB more for every CLI run and the
+    first ComfyUI prompt."""
+    code = (
+        "import sys\n"
+        "from retouch_core.models import BUILTIN_MODELS, load_retouch_model\n"
+        "for name in BUILTIN_MODELS: load_retouch_model(name)\n"
+        "assert 'torch._dynamo' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 @pytest.mark.parametrize("name", CALLABLES)
 def test_every_public_callable_documents_shapes_with_an_example(name):
     doc = inspect.getdoc(getattr(retouch_core, name)) or ""

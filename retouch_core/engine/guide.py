@@ -68,7 +68,9 @@ class GuideParams:
         """Parameters for which the guide equals :func:`luminance_guide`."""
         kw = dict(device=device, dtype=dtype)
         return GuideParams(
-            ccm=torch.eye(3, **kw).expand(batch, 3, 3).clone(),
+            # Not torch.eye: on the meta device (models check their architecture there before
+            # loading weights) it falls back to torch._refs, whose import took 2-5 s and 300 MB.
+            ccm=torch.tensor(((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), **kw).expand(batch, 3, 3).clone(),
             ccm_bias=torch.zeros(batch, 3, **kw),
             slopes=torch.ones(batch, 3, knots, **kw),
             mix=torch.tensor(LUMA_WEIGHTS, **kw).expand(batch, 3).clone(),
