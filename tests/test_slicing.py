@@ -285,8 +285,10 @@ def test_cpu_kernel_reports_nan_instead_of_reading_out_of_bounds(where, rng):
 
 def test_cpu_kernel_cache_is_in_user_cache_dir_and_pack_folder_may_be_read_only(tmp_path):
     """A copy of the library in a read-only folder slices, compiles into the user's cache dir
-    ($XDG_CACHE_HOME here) and writes nothing into its own folder. Fresh interpreter: the kernel
-    is compiled once per process."""
+    ($XDG_CACHE_HOME here) and writes nothing into its own folder; the same files reached
+    through a symlink (how packs are often put into ComfyUI's custom_nodes) load that cache
+    instead of compiling again. Fresh interpreters, run outside the repository so that they
+    import the copy."""
     import os
     import shutil
     import stat
@@ -308,18 +310,32 @@ def test_cpu_kernel_cache_is_in_user_cache_dir_and_pack_folder_may_be_read_only(
         "image = torch.rand(1, 3, 8, 8)\n"
         "out = slice_and_apply(image, identity_grid(depth=4, height=2, width=2), backend='cpu_kernel')\n"
         "assert torch.allclose(out, image, atol=1e-6)\n"
-        "print(_cpu_kernel().slice_apply_image.stats.cache_path)\n"
+        "import retouch_core\n"
+        "stats = _cpu_kernel().slice_apply_image.stats\n"
+        "print(retouch_core.__file__, sum(stats.cache_hits.values()), stats.cache_path)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(library.parent), "XDG_CACHE_HOME": str(cache_home),
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("NUMBA_CACHE_DIR", None)
-    try:
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    link = tmp_path / "custom_nodes" / "pack"
+    link.parent.mkdir()
+    link.symlink_to(library.parent, target_is_directory=True)
+
+    def run(folder: Path) -> tuple[int, Path]:
+        env = {**os.environ, "PYTHONPATH": str(folder), "XDG_CACHE_HOME": str(cache_home),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("NUMBA_CACHE_DIR", None)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900,
+                                cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
+        imported, hits, path = result.stdout.split()[-3:]
+        assert Path(imported).parent == folder / "retouch_core"  # the copy, not the repository
+        return int(hits), Path(path)
+
+    try:
+        hits, cache_path = run(library.parent)
+        assert hits == 0  # a fresh cache: compiled
         assert sorted(p.relative_to(library) for p in library.rglob("*")) == before
-        cache_path = Path(result.stdout.split()[-1])
         assert cache_path.is_relative_to(cache_home / "instantretouch" / "numba")
         assert any(cache_path.glob("_cpu_kernel.slice_apply_image-*.nbi"))
+        assert run(link) == (1, cache_path)  # through the symlink: loaded, not compiled
     finally:
         for path in [library, *library.rglob("*")]:  # let tmp_path be cleaned up
             path.chmod(path.stat().st_mode | stat.S_IWUSR)

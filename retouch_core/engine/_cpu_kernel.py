@@ -52,12 +52,15 @@ class _UserCacheLocator(_UserWide):
     """numba's user-wide cache locator, moved to :func:`cache_dir` and limited to this file."""
 
     def __init__(self, py_func, py_file):
+        # The real path: ComfyUI packs are often symlinked into custom_nodes, and a cache keyed
+        # by the link would be compiled again (about 28 s) for every link to the same files.
+        py_file = os.path.realpath(py_file)
         super().__init__(py_func, py_file)
         self._cache_path = os.path.join(cache_dir(), self.get_suitable_cache_subpath(py_file))
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        if os.path.abspath(py_file) != os.path.abspath(__file__):
+        if os.path.realpath(py_file) != os.path.realpath(__file__):
             return None  # other modules' kernels keep numba's own locations
         return super().from_function(py_func, py_file)
 
