@@ -2,13 +2,17 @@
 
     python tests/comfy_live.py --update-snapshot     # needs COMFYUI_PATH
     python tests/comfy_live.py --render-results docs/workflow_results.jpg
+    python tests/comfy_live.py --first-prompt 4K
 
 The first writes ``tests/data/object_info.json``: the /object_info entries of every node type our
 workflows use, which ``tests/test_workflows.py`` checks the workflow files against in CI
 (where there is no ComfyUI). ``tests/test_comfy_integration.py`` fails when the snapshot and
 the live server disagree. The second runs the strength-sweep and regional-blend workflows on
 scikit-image's astronaut and lays out what ComfyUI's SaveImage wrote (the README's
-picture of workflow results).
+picture of workflow results). The third times the instruction workflow on a photo-like image in
+a freshly started ComfyUI, the kernel cache warm as after any earlier run: the first prompt
+(model load, kernel load, prediction, slice, save) against later ones whose instruction
+changed (everything re-runs but the model loader).
 """
 
 from __future__ import annotations
@@ -115,10 +119,57 @@ def render_results(comfy_dir: Path, out: Path) -> None:
     print(f"wrote {out} ({len(saved)} panels)")
 
 
+def execution_seconds(server, prompt_id: str) -> float:
+    """Execution time of a finished prompt from ComfyUI's own start/success timestamps."""
+    _, hist = harness().http_json("GET", f"{server.url}/history/{prompt_id}")
+    stamps = {event: data["timestamp"] for event, data in hist[prompt_id]["status"]["messages"]}
+    return (stamps["execution_success"] - stamps["execution_start"]) / 1000
+
+
+def first_prompt(comfy_dir: Path, size: str, warm_runs: int = 3) -> dict:
+    """Seconds of the first instruction prompt in a fresh ComfyUI and of ``warm_runs`` later
+    ones with another instruction, queued as soon as the server answers."""
+    import statistics
+
+    from PIL import Image
+
+    from retouch_core.apps.bench import SIZES
+    from retouch_core.apps.bench_files import synthetic_photo
+
+    h = harness()
+    workflow = json.loads((ROOT / "workflows" / "api" / "instruction_retouch.json").read_text())
+    instructions = ["warmer, lift the shadows", "cooler and brighter", "more contrast", "a bit darker"]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
+            (base / sub).mkdir()
+        (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+        Image.fromarray(synthetic_photo(*SIZES[size])).save(base / "input" / "example.png")
+        # The kernel cache as after any earlier run (an install compiles it once, about 28 s).
+        subprocess.run([comfy_python(), "-c", "from retouch_core.engine.slicing import _cpu_kernel; _cpu_kernel()"],
+                       cwd=ROOT, check=True)
+        server = h.ComfyServer(comfy_dir, base, comfy_python(), h.free_loopback_port(), [], False)
+        server.start(180)
+        seconds = []
+        try:
+            for text in instructions[: warm_runs + 1]:
+                workflow["3"]["inputs"]["instruction"] = text
+                result = h.run_prompt(server, workflow, timeout_s=600)
+                if not result["ok"]:
+                    raise RuntimeError("; ".join(result["errors"]))
+                seconds.append(execution_seconds(server, result["prompt_id"]))
+        finally:
+            server.stop()
+    warm = statistics.median(seconds[1:])
+    return {"size": size, "first_s": seconds[0], "warm_s": warm, "warm_runs_s": seconds[1:],
+            "first_over_warm": seconds[0] / warm}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update-snapshot", action="store_true")
     parser.add_argument("--render-results", type=Path, metavar="JPG", help="picture of the workflow results")
+    parser.add_argument("--first-prompt", metavar="SIZE", help="time the first prompt of a fresh ComfyUI (e.g. 4K)")
     args = parser.parse_args(argv)
     comfy_dir = os.environ.get("COMFYUI_PATH")
     if not comfy_dir:
@@ -129,6 +180,10 @@ def main(argv=None) -> int:
         print(f"wrote {SNAPSHOT}")
     if args.render_results:
         render_results(Path(comfy_dir), args.render_results)
+    if args.first_prompt:
+        r = first_prompt(Path(comfy_dir), args.first_prompt)
+        print(f"{r['size']} instruction prompt in a fresh ComfyUI: first {r['first_s']:.2f} s, warm (median of "
+              f"{len(r['warm_runs_s'])}) {r['warm_s']:.2f} s, first / warm {r['first_over_warm']:.2f}")
     return 0
 
 
