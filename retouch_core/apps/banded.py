@@ -74,7 +74,9 @@ def edit_in_place(pixels: np.ndarray, edit: BandEdit, band_pixels: int = BAND_PI
         pixels: (H, W, C) uint8 or uint16, overwritten.
         edit: takes a (1, C, h, W) float32 band in [0, 1] and ``(first_row, H)``, returns the
             edited (1, C, h, W) band; values are clamped to [0, 1] and rounded to the array's
-            bit depth, as :func:`~retouch_core.formats.image_files.write_image` does.
+            bit depth, as :func:`~retouch_core.formats.image_files.write_image` does. The
+            band it is given is one buffer reused for every band (:func:`float_bands`): it must
+            not keep it.
         band_pixels: pixels per band (bounds the float memory).
     """
     height, width, _ = pixels.shape
