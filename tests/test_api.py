@@ -99,18 +99,34 @@ def library_modules() -> list[str]:
 
 
 # Modules whose every public function and class has a runnable example (the goal is all of
-# retouch_core; engine/lut.py, the renderer's stages, the models and the apps are not there yet).
+# retouch_core; the renderer's stages, CLIP scoring, the diffusion models, the lite model and most
+# apps are not there yet).
 FULLY_DOCUMENTED = [
+    "retouch_core.apps.banded",
     "retouch_core.engine.blend",
     "retouch_core.engine.checks",
     "retouch_core.engine.fit",
     "retouch_core.engine.grid",
     "retouch_core.engine.guide",
+    "retouch_core.engine.lut",
+    "retouch_core.engine.lut_interp",
     "retouch_core.engine.retouch_grid",
+    "retouch_core.engine.robust_fit",
     "retouch_core.engine.slicing",
+    "retouch_core.engine.temporal",
+    "retouch_core.formats.atomic",
     "retouch_core.formats.grid_files",
+    "retouch_core.formats.image_files",
+    "retouch_core.formats.lut_files",
+    "retouch_core.formats.model_files",
+    "retouch_core.formats.png_files",
     "retouch_core.language.attributes",
     "retouch_core.language.params",
+    "retouch_core.models.base",
+    "retouch_core.models.predictors.auto_contrast",
+    "retouch_core.models.predictors.conditioning",
+    "retouch_core.models.predictors.obedience",
+    "retouch_core.models.predictors.rule_based",
 ]
 
 

@@ -44,7 +44,13 @@ def _band_rows(width: int, band_pixels: int, multiple: int = 1) -> int:
 def float_bands(pixels: np.ndarray, rows: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``(top, band)`` for each band of ``rows`` rows of ``pixels``, band as (1, C, h, W) float32
     in [0, 1]. The band is one reused buffer, valid until the next step: a fresh 12 MB tensor per
-    band fragments glibc's heap (800 MB of a 100-megapixel run was never given back)."""
+    band fragments glibc's heap (800 MB of a 100-megapixel run was never given back).
+
+    Example:
+        >>> pixels = np.full((5, 2, 3), 255, dtype=np.uint8)  # (H, W, C)
+        >>> [(top, tuple(band.shape), band.max().item()) for top, band in float_bands(pixels, rows=2)]
+        [(0, (1, 3, 2, 2), 1.0), (2, (1, 3, 2, 2), 1.0), (4, (1, 3, 1, 2), 1.0)]
+    """
     height, width, channels = pixels.shape
     buffer = torch.empty((1, channels, min(rows, height), width))
     for top in range(0, height, rows):
@@ -60,6 +66,16 @@ def small_copy(pixels: np.ndarray, max_side: int = PREDICT_SIZE, band_pixels: in
     Returns:
         (1, C, ceil(H / f), ceil(W / f)) float32 in [0, 1], with f the smallest integer factor
         that fits; the image itself (as float) when it already fits.
+
+    Example:
+        >>> pixels = np.zeros((6, 4, 3), dtype=np.uint8)
+        >>> pixels[:3] = 255  # white top half, black bottom half
+        >>> copy = small_copy(pixels, max_side=2, band_pixels=4)  # f = 3: two bands of 3 rows
+        >>> copy.shape
+        torch.Size([1, 3, 2, 2])
+        >>> copy[0, 0]
+        tensor([[1., 1.],
+                [0., 0.]])
     """
     height, width, _ = pixels.shape
     factor = max(1, -(-max(height, width) // max_side))
@@ -78,6 +94,13 @@ def edit_in_place(pixels: np.ndarray, edit: BandEdit, band_pixels: int = BAND_PI
             band it is given is one buffer reused for every band (:func:`float_bands`): it must
             not keep it.
         band_pixels: pixels per band (bounds the float memory).
+
+    Example:
+        >>> pixels = np.arange(24, dtype=np.uint8).reshape(4, 2, 3)  # (H, W, C)
+        >>> original = pixels.copy()
+        >>> edit_in_place(pixels, lambda band, rows: 1 - band, band_pixels=2)  # one row per band
+        >>> np.array_equal(pixels, 255 - original)
+        True
     """
     height, width, _ = pixels.shape
     scale = float(np.iinfo(pixels.dtype).max)
@@ -91,7 +114,15 @@ def edit_in_place(pixels: np.ndarray, edit: BandEdit, band_pixels: int = BAND_PI
 
 
 def to_bit_depth(pixels: np.ndarray, bit_depth: int, band_pixels: int = BAND_PIXELS) -> np.ndarray:
-    """``pixels`` at ``bit_depth`` (8 or 16), converted band by band; the array itself if it is."""
+    """``pixels`` at ``bit_depth`` (8 or 16), converted band by band; the array itself if it is.
+
+    Example:
+        >>> pixels = np.array([[[0, 1, 255]]], dtype=np.uint8)
+        >>> to_bit_depth(pixels, 16)  # 255 * 257 = 65535: full scale stays full scale
+        array([[[    0,   257, 65535]]], dtype=uint16)
+        >>> to_bit_depth(pixels, 8) is pixels
+        True
+    """
     dtype = np.uint16 if bit_depth == 16 else np.uint8
     if pixels.dtype == dtype:
         return pixels

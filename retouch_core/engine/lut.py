@@ -78,6 +78,11 @@ class CubeLUT:
         shaper_min, shaper_max: (3,) inputs of the 1D table's first / last entry.
         video_in, video_out: ``LUT_IN_VIDEO_RANGE`` / ``LUT_OUT_VIDEO_RANGE``: the table expects
             / produces video-range (16..235 of 255) values.
+
+    Example:
+        >>> cube = CubeLUT(lut=identity_lattice(2), title="identity", domain_min=(0.0,) * 3, domain_max=(1.0,) * 3)
+        >>> cube.is_plain_3d, cube.lut.shape
+        (True, torch.Size([1, 3, 2, 2, 2]))
     """
 
     lut: torch.Tensor | None
@@ -92,13 +97,26 @@ class CubeLUT:
 
     @property
     def is_plain_3d(self) -> bool:
-        """A 3D table alone: what :func:`apply_lut` and the .cube writer handle."""
+        """A 3D table alone: what :func:`apply_lut` and the .cube writer handle.
+
+        Example:
+            >>> parse_cube("LUT_1D_SIZE 2\\n0 0 0\\n1 1 1").is_plain_3d  # a 1D table needs apply_cube
+            False
+        """
         return self.lut is not None and self.shaper is None and not (self.video_in or self.video_out)
 
 
 # ----------------------------------------------------------------------------- LUT tensors
 def check_lut(lut, name: str = "lut") -> torch.Tensor:
-    """Validate a LUT and return it as (B, 3, N, N, N); (3, N, N, N) gains a batch axis."""
+    """Validate a LUT and return it as (B, 3, N, N, N); (3, N, N, N) gains a batch axis.
+
+    Example:
+        >>> check_lut(torch.zeros(3, 2, 2, 2)).shape
+        torch.Size([1, 3, 2, 2, 2])
+        >>> check_lut(torch.zeros(1, 3, 2, 2, 3))
+        Traceback (most recent call last):
+        ValueError: lut must have shape (B, 3, N, N, N) or (3, N, N, N) with N >= 2, got (1, 3, 2, 2, 3)
+    """
     if not isinstance(lut, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(lut).__name__}")
     if not lut.is_floating_point():
@@ -114,7 +132,12 @@ def check_lut(lut, name: str = "lut") -> torch.Tensor:
 
 
 def identity_lattice(size: int = DEFAULT_LUT_SIZE, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Lattice colours (1, 3, N, N, N) indexed [.., c, b, g, r]: the identity LUT."""
+    """Lattice colours (1, 3, N, N, N) indexed [.., c, b, g, r]: the identity LUT.
+
+    Example:
+        >>> identity_lattice(3)[0, :, 2, 1, 0]  # the node at b index 2, g index 1, r index 0
+        tensor([0.0000, 0.5000, 1.0000])
+    """
     if not isinstance(size, int) or not 2 <= size <= MAX_CUBE_SIZE:  # bounded before allocating N^3
         raise ValueError(f"LUT size must be an integer from 2 to {MAX_CUBE_SIZE}, got {size!r}")
     axis = torch.linspace(0, 1, size, device=device, dtype=dtype)
@@ -147,6 +170,12 @@ def apply_lut(
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
+
+    Example:
+        >>> image = torch.linspace(0, 1, 16).view(1, 4, 2, 2)  # RGBA
+        >>> out = apply_lut(image, 1 - identity_lattice(2))  # the negative: linear, so exact on a 2^3 lattice
+        >>> out.shape, torch.allclose(out[:, :3], 1 - image[:, :3], atol=1e-6), torch.equal(out[:, 3], image[:, 3])
+        (torch.Size([1, 4, 2, 2]), True, True)
     """
     lut, rgb, alpha = checked_lut_inputs(image, lut)
     dtype = torch.float64 if torch.float64 in (image.dtype, lut.dtype) else torch.float32
@@ -168,7 +197,13 @@ def apply_lut(
 
 def checked_lut_inputs(image: torch.Tensor, lut) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Shared checks of the LUT lookups: the LUT as (B or 1, 3, N, N, N) matching the image batch,
-    and the image split into RGB (B, 3, H, W) and alpha (B, 1, H, W) or None."""
+    and the image split into RGB (B, 3, H, W) and alpha (B, 1, H, W) or None.
+
+    Example:
+        >>> lut, rgb, alpha = checked_lut_inputs(torch.zeros(2, 4, 3, 3), torch.zeros(3, 2, 2, 2))
+        >>> lut.shape, rgb.shape, alpha.shape
+        (torch.Size([1, 3, 2, 2, 2]), torch.Size([2, 3, 3, 3]), torch.Size([2, 1, 3, 3]))
+    """
     check_image(image)
     lut = check_lut(lut)
     if lut.shape[0] not in (1, image.shape[0]):
@@ -199,6 +234,14 @@ def spatial_mean_grid(grid: torch.Tensor) -> torch.Tensor:
 
     Returns:
         (B, 12, D, 1, 1): a function of the guide only.
+
+    Example:
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> grid = identity_grid(1, 4, 2, 2)
+        >>> grid[:, 3, :, :, 0] = 0.2  # red offset +0.2 in the left column of cells only
+        >>> mean = spatial_mean_grid(grid)
+        >>> mean.shape, mean[0, 3, 0, 0, 0]
+        (torch.Size([1, 12, 4, 1, 1]), tensor(0.1000))
     """
     check_grid(grid)
     return grid.mean(dim=(3, 4), keepdim=True)
@@ -223,6 +266,13 @@ def grid_to_lut(grid: torch.Tensor, size: int = DEFAULT_LUT_SIZE, guide=None) ->
 
     Returns:
         (B, 3, N, N, N) LUT in the grid's float dtype, indexed [.., c, b, g, r].
+
+    Example:
+        >>> from retouch_core.engine.grid import grid_from_affine
+        >>> warm = grid_from_affine(torch.diag(torch.tensor([1.2, 1.0, 0.8, 0.0]))[:3], depth=4, height=2, width=2)
+        >>> lut = grid_to_lut(warm, size=3)
+        >>> lut.shape, lut[0, :, 2, 2, 2]  # white: not clipped
+        (torch.Size([1, 3, 3, 3, 3]), tensor([1.2000, 1.0000, 0.8000]))
     """
     _check_colour_guide(guide)
     mean = spatial_mean_grid(grid)
@@ -246,6 +296,11 @@ def edit_to_lut(
 
     Returns:
         (1, 3, N, N, N) LUT.
+
+    Example:
+        >>> lut = edit_to_lut(lambda x: x**2, size=3)  # a gamma of 2
+        >>> lut.shape, lut[0, 0, 0, 0, :]  # red output along the red axis
+        (torch.Size([1, 3, 3, 3, 3]), tensor([0.0000, 0.2500, 1.0000]))
     """
     lattice = _lattice_image(size, dtype=dtype)
     with torch.no_grad():
@@ -265,6 +320,15 @@ def params_to_lut(params, size: int = DEFAULT_LUT_SIZE) -> torch.Tensor:
 
     Returns:
         (1, 3, N, N, N) LUT.
+
+    Example:
+        >>> from retouch_core.language.params import RetouchParams
+        >>> lut = params_to_lut(RetouchParams(exposure=1.0), size=3)  # one stop brighter
+        >>> lut.shape, lut[0, :, 0, 0, 0], lut[0, :, 1, 1, 1]  # black stays black; sRGB mid grey brightens
+        (torch.Size([1, 3, 3, 3, 3]), tensor([0., 0., 0.]), tensor([0.6858, 0.6858, 0.6858]))
+        >>> params_to_lut({"clarity": 20.0})
+        Traceback (most recent call last):
+        ValueError: clarity is a spatial operation and cannot be stored in a LUT; set it to 0
     """
     from ..language.render import (
         render,  # imported lazily: the renderer is optional for LUT I/O
@@ -309,6 +373,14 @@ def lut_to_grid(
 
     Returns:
         (B, 12, D, H_g, W_g) float32 grid, constant over space.
+
+    Example:
+        >>> from retouch_core.engine.grid import grid_from_affine
+        >>> lut = edit_to_lut(lambda x: 0.8 * x + 0.1, size=5)  # a global affine edit fits exactly
+        >>> grid = lut_to_grid(lut, depth=4, height=2, width=2, samples=5)
+        >>> expected = grid_from_affine(torch.tensor([[0.8, 0, 0, 0.1], [0, 0.8, 0, 0.1], [0, 0, 0.8, 0.1]]), 4, 2, 2)
+        >>> grid.shape, torch.allclose(grid, expected, atol=1e-4)
+        (torch.Size([1, 12, 4, 2, 2]), True)
     """
     lut = check_lut(lut)
     _check_colour_guide(guide)
@@ -339,7 +411,23 @@ def format_cube(
     domain_max=(1.0, 1.0, 1.0),
     decimals: int = 6,
 ) -> str:
-    """The text of a ``.cube`` file for one LUT (see :func:`write_cube`)."""
+    """The text of a ``.cube`` file for one LUT (see :func:`write_cube`).
+
+    Example:
+        >>> print(format_cube(identity_lattice(2), title="identity", decimals=1), end="")  # red fastest
+        TITLE "identity"
+        LUT_3D_SIZE 2
+        DOMAIN_MIN 0.0 0.0 0.0
+        DOMAIN_MAX 1.0 1.0 1.0
+        0.0 0.0 0.0
+        1.0 0.0 0.0
+        0.0 1.0 0.0
+        1.0 1.0 0.0
+        0.0 0.0 1.0
+        1.0 0.0 1.0
+        0.0 1.0 1.0
+        1.0 1.0 1.0
+    """
     lut = check_lut(lut)
     if lut.shape[0] != 1:
         raise ValueError(f"a .cube file holds one LUT, got a batch of {lut.shape[0]}")
@@ -372,16 +460,38 @@ def write_cube(path, lut: torch.Tensor, **kwargs) -> None:
         lut: (1, 3, N, N, N) or (3, N, N, N), indexed [.., c, b, g, r].
         **kwargs: ``title``, ``domain_min``, ``domain_max``, ``decimals`` (default 6) of
             :func:`format_cube`.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_cube(Path(folder) / "negative.cube", 1 - identity_lattice(2), title="negative")
+        ...     back = read_cube(Path(folder) / "negative.cube")
+        >>> back.shape, torch.equal(back, 1 - identity_lattice(2))
+        (torch.Size([1, 3, 2, 2, 2]), True)
     """
     Path(path).write_text(format_cube(lut, **kwargs), encoding="utf-8")
 
 
 class CubeFormatError(ValueError):
-    """A ``.cube`` file that cannot be interpreted; the message names the line."""
+    """A ``.cube`` file that cannot be interpreted; the message names the line.
+
+    Example:
+        >>> parse_cube("LUT_3D_SIZE 2\\n0 0 0", source="short.cube")
+        Traceback (most recent call last):
+        retouch_core.engine.lut.CubeFormatError: short.cube:2: LUT_3D_SIZE 2 needs 8 data lines, found 1
+    """
 
 
 class CubeWarning(UserWarning):
-    """Something in a ``.cube`` file was skipped; the message names the line."""
+    """Something in a ``.cube`` file was skipped; the message names the line.
+
+    Example:
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     cube = parse_cube("LUT_3D_SIZE 2\\nFANCY_KEY 1\\n" + "0 0 0\\n" * 8)
+        >>> caught[0].category.__name__, str(caught[0].message)
+        ('CubeWarning', "<string>:2: unknown keyword 'FANCY_KEY' skipped")
+    """
 
 
 def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> CubeLUT:
@@ -406,6 +516,16 @@ def parse_cube(text: str, *, source: str = "<string>", dtype=torch.float32) -> C
             line without exactly 3 numbers, non-finite values, no size keyword, a size out of
             range or given twice, a keyword with the wrong number of values, too few / too
             many data lines, or an input range with max <= min.
+
+    Example:
+        >>> rows = "\\n".join(f"{1 - r} {1 - g} {1 - b}" for b in (0, 1) for g in (0, 1) for r in (0, 1))
+        >>> cube = parse_cube('TITLE "negative"\\nLUT_3D_SIZE 2\\n' + rows)
+        >>> cube.title, cube.lut.shape, cube.lut[0, :, 0, 0, 1]  # pure red -> cyan
+        ('negative', torch.Size([1, 3, 2, 2, 2]), tensor([0., 1., 1.]))
+        >>> parse_cube("LUT_1D_SIZE 3\\n0 0 0\\n0.25 0.25 0.25\\n1 1 1").shaper  # (3, M), no 3D table
+        tensor([[0.0000, 0.2500, 1.0000],
+                [0.0000, 0.2500, 1.0000],
+                [0.0000, 0.2500, 1.0000]])
     """
     header = _CubeHeader()
     # Compact row storage: a 256^3 file has 16.7 M data lines, which as Python lists took 5.6 GB.
@@ -532,7 +652,16 @@ def _floats(parts: list[str], where: str) -> list[float]:
 
 
 def load_cube(path, *, dtype=torch.float32) -> CubeLUT:
-    """Read a ``.cube`` file with its title and domain (see :func:`parse_cube`)."""
+    """Read a ``.cube`` file with its title and domain (see :func:`parse_cube`).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_cube(Path(folder) / "log.cube", identity_lattice(2), title="log", domain_max=(16.0,) * 3)
+        ...     cube = load_cube(Path(folder) / "log.cube")
+        >>> cube.title, cube.domain_max  # pass the domain on to apply_lut
+        ('log', (16.0, 16.0, 16.0))
+    """
     path = Path(path)
     return parse_cube(path.read_text(encoding="utf-8-sig"), source=str(path), dtype=dtype)
 
@@ -550,6 +679,18 @@ def read_cube(path, *, dtype=torch.float32) -> torch.Tensor:
     Raises:
         CubeFormatError: malformed file, or a domain other than [0, 1] (use :func:`load_cube`
             and pass its domain to :func:`apply_lut` for those).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_cube(Path(folder) / "id.cube", identity_lattice(3))
+        ...     lut = read_cube(Path(folder) / "id.cube")
+        ...     write_cube(Path(folder) / "log.cube", identity_lattice(3), domain_max=(16.0,) * 3)
+        ...     read_cube(Path(folder) / "log.cube")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        retouch_core.engine.lut.CubeFormatError: ...log.cube: domain ... (16.0, 16.0, 16.0) is not [0, 1]; ...
+        >>> torch.equal(lut, identity_lattice(3))
+        True
     """
     cube = load_cube(path, dtype=dtype)
     if not cube.is_plain_3d:

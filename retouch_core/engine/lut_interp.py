@@ -49,6 +49,16 @@ def apply_lut_tetrahedral(image: torch.Tensor, lut: torch.Tensor, *, domain_min=
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
+
+    Example:
+        >>> from retouch_core.engine.lut import identity_lattice
+        >>> lut = identity_lattice(2)
+        >>> lut[0, :, 0, 0, 1] = 0.0  # pure red now maps to black
+        >>> grey = torch.full((1, 3, 1, 1), 0.5)
+        >>> apply_lut_tetrahedral(grey, lut).flatten()  # greys see only the black-white diagonal
+        tensor([0.5000, 0.5000, 0.5000])
+        >>> apply_lut(grey, lut).flatten()  # trilinear mixes in the red corner
+        tensor([0.3750, 0.5000, 0.5000])
     """
     lut, rgb, alpha = checked_lut_inputs(image, lut)
     if rgb.shape[1] != 3:
@@ -85,6 +95,11 @@ def apply_1d(image: torch.Tensor, table: torch.Tensor, *, domain_min=(0.0,) * 3,
 
     Returns:
         (B, 3 or 4, H, W) in the image's dtype.
+
+    Example:
+        >>> table = torch.tensor([[0.0, 0.25, 1.0]]).expand(3, -1)  # a rough gamma-2 curve for each channel
+        >>> apply_1d(torch.tensor([0.25, 0.75, 1.5]).view(1, 3, 1, 1), table).flatten()  # 1.5 is clamped
+        tensor([0.1250, 0.6250, 1.0000])
     """
     check_image(image)
     if table.dim() != 2 or table.shape[0] != 3 or table.shape[1] < 2:
@@ -113,6 +128,12 @@ def apply_cube(image: torch.Tensor, cube: CubeLUT, interpolation: str = "tetrahe
 
     Returns:
         (B, 3 or 4, H, W), not clipped: LUTs may produce values outside [0, 1].
+
+    Example:
+        >>> from retouch_core.engine.lut import parse_cube
+        >>> negative = parse_cube("LUT_1D_SIZE 2\\n1 1 1\\n0 0 0")  # a 1D-only file
+        >>> apply_cube(torch.tensor([0.0, 0.25, 1.0, 0.5]).view(1, 4, 1, 1), negative).flatten()  # RGBA
+        tensor([1.0000, 0.7500, 0.0000, 0.5000])
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
@@ -142,6 +163,12 @@ def bake_cube(cube: CubeLUT, size: int | None = None, interpolation: str = "tetr
 
     Returns:
         (1, 3, N, N, N) float64 LUT indexed [.., c, b, g, r].
+
+    Example:
+        >>> from retouch_core.engine.lut import identity_lattice, parse_cube
+        >>> lut = bake_cube(parse_cube("LUT_1D_SIZE 2\\n1 1 1\\n0 0 0"), size=3)  # a 1D negative as a 3D table
+        >>> lut.shape, torch.allclose(lut, 1 - identity_lattice(3, dtype=torch.float64))
+        (torch.Size([1, 3, 3, 3, 3]), True)
     """
     size = size or (cube.lut.shape[-1] if cube.lut is not None else DEFAULT_BAKE_SIZE)
     lattice = _lattice_image(size, dtype=torch.float64)

@@ -63,6 +63,13 @@ class RobustFit:
         scale, shift: (B, 2) and (B, 2) the alignment: edit(s p + t) ~ original(p) per axis
             (x, y) in normalised coordinates, as ``affine_grid`` uses them.
         blur: (B,) Gaussian sigma (fitting-resolution pixels) that matched the edit's softness.
+
+    Example:
+        >>> original = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+        >>> fit = fit_grid_robust(original, 0.8 * original + 0.1, depth=4, height=2, width=2, align_edit=False)
+        >>> fit.grid.shape, fit.residual.shape, fit.scale.shape, fit.confidence  # a pure colour edit: all explained
+        (torch.Size([2, 12, 4, 2, 2]), torch.Size([2, 1, 24, 32]), torch.Size([2, 2]),
+         tensor([1., 1.], dtype=torch.float64))
     """
 
     grid: torch.Tensor
@@ -86,6 +93,16 @@ def phase_correlation(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, t
 
     Returns:
         (B, 2) float64 shift with sub-pixel refinement, (B,) peak value (higher = better match).
+
+    Example:
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> a = torch.rand(1, 1, 32, 32, generator=noise)
+        >>> b = torch.roll(a, shifts=(2, -3), dims=(-2, -1))  # a(p) = b(p + (2, -3))
+        >>> shift, strength = phase_correlation(a, b)
+        >>> shift.round(), round(float(strength), 1)
+        (tensor([[-2.,  3.]], dtype=torch.float64), 0.8)
+        >>> round(float(phase_correlation(a, torch.rand(1, 1, 32, 32, generator=noise))[1]), 1)  # unrelated
+        0.1
     """
     height, width = a.shape[-2:]
     window = torch.hann_window(height, periodic=False, dtype=torch.float64)[:, None] * torch.hann_window(
@@ -123,7 +140,14 @@ def _theta(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 def warp(image: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resample ``image`` at ``s p + t``: (B, C, H, W) -> (warped, (B, 1, H, W) coverage in {0, 1})."""
+    """Resample ``image`` at ``s p + t``: (B, C, H, W) -> (warped, (B, 1, H, W) coverage in {0, 1}).
+
+    Example:
+        >>> image = torch.arange(16.0).view(1, 1, 4, 4)
+        >>> moved, coverage = warp(image, torch.ones(1, 2), torch.tensor([[0.5, 0.0]]))  # x + 1 pixel (2 / W)
+        >>> moved[0, 0, 0], coverage[0, 0, 0]  # the last column samples outside the image
+        (tensor([1., 2., 3., 3.]), tensor([1., 1., 1., 0.]))
+    """
     theta = _theta(scale, shift).to(image.dtype)
     coords = F.affine_grid(theta, list(image.shape), align_corners=False)
     warped = F.grid_sample(image, coords, mode="bilinear", padding_mode="border", align_corners=False)
@@ -139,6 +163,13 @@ def align(original: torch.Tensor, edited: torch.Tensor) -> tuple[torch.Tensor, t
 
     Returns:
         (B, 2) scale and (B, 2) shift, (x, y), in normalised coordinates.
+
+    Example:
+        >>> original = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+        >>> edited = torch.roll(original, shifts=3, dims=-1)  # the edit sits 3 pixels to the right
+        >>> scale, shift = align(original, edited)
+        >>> scale.round(decimals=2), (shift * torch.tensor([64, 48]) / 2).round()  # shift in pixels (x, y)
+        (tensor([[1., 1.]], dtype=torch.float64), tensor([[3., 0.]], dtype=torch.float64))
     """
     grey_a, grey_b = _luma(original), _luma(edited)
     batch = original.shape[0]
@@ -272,6 +303,18 @@ def fit_grid_robust(
 
     Returns:
         :class:`RobustFit`.
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> original = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+        >>> edit = 0.8 * original + 0.1
+        >>> edit[..., 16:32, 24:40] = 1.0  # a pasted white square: new content on 1/12 of the pixels
+        >>> fit = fit_grid_robust(original, edit, depth=4, height=4, width=4)
+        >>> round(float(fit.confidence), 4), bool((fit.residual[..., 16:32, 24:40] == 1).all())
+        (0.9167, True)
+        >>> error = slice_and_apply(original, fit.grid) - (0.8 * original + 0.1)  # the square did not bend the grid
+        >>> bool(error.abs().max() < 0.02)
+        True
     """
     check_image(input, "input")
     check_image(output, "output")

@@ -78,6 +78,17 @@ def temporal_grid(grid, frames: torch.Tensor, mode: str, sigma: float = DEFAULT_
 
     Returns:
         RetouchGrid of batch T (batch 1 for ``"key frame"``).
+
+    Example:
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> from retouch_core.engine.retouch_grid import RetouchGrid
+        >>> gains = torch.tensor([1.0, 3.0, 2.0]).view(3, 1, 1, 1, 1)  # a different edit per frame
+        >>> grids = RetouchGrid(identity_grid(3, 2, 2, 2) * gains)
+        >>> frames = torch.full((3, 3, 4, 4), 0.5)  # (T, 3, H, W)
+        >>> temporal_grid(grids, frames, "key frame", key_frame=1).grid[:, 0, 0, 0, 0]  # batch 1
+        tensor([3.])
+        >>> temporal_grid(grids, frames, "smoothed", sigma=1.0).grid[:, 0, 0, 0, 0]
+        tensor([1.7741, 2.1778, 2.2705])
     """
     if mode not in TEMPORAL_MODES:
         raise ValueError(f"temporal mode must be one of {TEMPORAL_MODES}, got {mode!r}")
@@ -93,7 +104,16 @@ def temporal_grid(grid, frames: torch.Tensor, mode: str, sigma: float = DEFAULT_
 
 
 def smooth_grid_over_time(grid, sigma: float = DEFAULT_SIGMA):
-    """A RetouchGrid holding one grid per frame, with grid and guide smoothed over the frames."""
+    """A RetouchGrid holding one grid per frame, with grid and guide smoothed over the frames.
+
+    Example:
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> from retouch_core.engine.retouch_grid import RetouchGrid
+        >>> grids = RetouchGrid(identity_grid(3, 2, 2, 2) * torch.tensor([1.0, 3.0, 2.0]).view(3, 1, 1, 1, 1))
+        >>> smoothed = smooth_grid_over_time(grids, sigma=1.0)
+        >>> smoothed.grid.shape, smoothed.grid[:, 0, 0, 0, 0]  # (T, 12, D, H_g, W_g)
+        (torch.Size([3, 12, 2, 2, 2]), tensor([1.7741, 2.1778, 2.2705]))
+    """
     guide = grid.guide
     if guide is not None:
         guide = type(guide)(*(smooth_over_time(t, sigma) for t in guide.tensors()))
@@ -110,6 +130,18 @@ def deflicker_grid(grid, frames: torch.Tensor, sigma: float = DEFAULT_SIGMA):
 
     Returns:
         RetouchGrid of batch T.
+
+    Example:
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> from retouch_core.engine.retouch_grid import RetouchGrid
+        >>> frames = torch.tensor([0.4, 0.6, 0.4, 0.6, 0.4]).view(5, 1, 1, 1).expand(5, 3, 4, 4)  # exposure pumps
+        >>> steady = deflicker_grid(RetouchGrid(identity_grid(5, 2, 2, 2)), frames, sigma=2.0)
+        >>> out = torch.cat([steady.select(t).apply(frames[t : t + 1]) for t in range(5)])
+        >>> frame_brightness(out)
+        tensor([0.4819, 0.4869, 0.4887, 0.4869, 0.4819], dtype=torch.float64)
+        >>> still = torch.full((5, 3, 4, 4), 0.5)
+        >>> round(flicker(frames, still), 1), round(flicker(out, still), 1)
+        (51.0, 0.9)
     """
     if grid.batch != frames.shape[0]:
         raise ValueError(f"the grid holds {grid.batch} frame(s) but the clip has {frames.shape[0]}")
@@ -124,7 +156,13 @@ def deflicker_grid(grid, frames: torch.Tensor, sigma: float = DEFAULT_SIGMA):
 
 
 def frame_brightness(frames: torch.Tensor) -> torch.Tensor:
-    """Mean luminance (Rec. 601) of each frame: (T, 3, H, W) -> (T,) float64."""
+    """Mean luminance (Rec. 601) of each frame: (T, 3, H, W) -> (T,) float64.
+
+    Example:
+        >>> grey, green = torch.full((3, 2, 2), 0.5), torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1).expand(3, 2, 2)
+        >>> frame_brightness(torch.stack([grey, green]))
+        tensor([0.5000, 0.5870], dtype=torch.float64)
+    """
     weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
     return (frames[:, :3].double() * weights).sum(1).mean(dim=(1, 2))
 
@@ -139,6 +177,12 @@ def flicker(frames: torch.Tensor, reference: torch.Tensor) -> float:
     Args:
         frames: (T, 3, H, W) output clip, T >= 2.
         reference: (T, 3, H', W') stable clip.
+
+    Example:
+        >>> still = torch.full((4, 3, 2, 2), 0.5)
+        >>> pumping = still * torch.tensor([1.0, 1.1, 1.0, 1.1]).view(4, 1, 1, 1)  # +-0.05 every frame
+        >>> round(flicker(pumping, still), 2), flicker(still, still)  # 0.05 * 255
+        (12.75, 0.0)
     """
     if frames.shape[0] < 2 or frames.shape[0] != reference.shape[0]:
         raise ValueError(f"need two clips of the same length >= 2, got {frames.shape[0]} and {reference.shape[0]} frames")

@@ -20,6 +20,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         >>> folder = Path(tempfile.mkdtemp())
         >>> atomic_write(folder / "a.txt", lambda tmp: tmp.write_text("hello")).read_text()
         'hello'
+        >>> def interrupted(tmp):
+        ...     tmp.write_text("half")
+        ...     raise OSError("disk full")
+        >>> atomic_write(folder / "a.txt", interrupted)
+        Traceback (most recent call last):
+        OSError: disk full
+        >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())  # no temporary file left
+        ('hello', ['a.txt'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,5 +44,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """``path.write_text(text)`` (UTF-8), atomically."""
+    """``path.write_text(text)`` (UTF-8), atomically.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_text_atomic(Path(folder) / "notes" / "a.txt", "grüße")  # parents are created
+        ...     text = path.read_bytes().decode("utf-8")
+        >>> text
+        'grüße'
+    """
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

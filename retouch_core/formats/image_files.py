@@ -85,11 +85,27 @@ _DECODER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexEr
 
 
 class ImageFormatError(ValueError):
-    """The file is not an image this module can read or write."""
+    """The file is not an image this module can read or write.
+
+    Example:
+        >>> try:
+        ...     check_writable("scan.jpg", "LA")
+        ... except ValueError as err:  # a ValueError, so callers need not import this module
+        ...     print(f"{type(err).__name__}: {err}")
+        ImageFormatError: JPEG has no alpha channel: write this image as .png, .tif or .webp
+    """
 
 
 class ImageTooLargeError(ImageFormatError):
-    """The file claims more pixels than the reader's limit (refused before decoding)."""
+    """The file claims more pixels than the reader's limit (refused before decoding).
+
+    Example:
+        >>> try:
+        ...     check_pixel_count("pano.png", 4000, 3000, max_pixels=10_000_000)
+        ... except ImageFormatError as err:  # the base class catches it too
+        ...     print(f"{type(err).__name__}: {str(err).split(';')[0]}")
+        ImageTooLargeError: pano.png: 4000x3000 is 12.0 megapixels, more than the limit of 10.0
+    """
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,14 @@ class ImageInfo:
         icc_profile: the embedded ICC profile, or None.
         exif: raw EXIF block (``b"Exif\\0\\0"`` + TIFF structure) as read, or None.
         orientation: the EXIF/TIFF orientation found (1-8); already applied to the pixels.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_image(Path(folder) / "grey.png", torch.zeros(1, 1, 2, 2), bit_depth=16)
+        ...     info = read_image(Path(folder) / "grey.png")[1]
+        >>> info  # icc_profile and exif (none here) are left out of the repr: they are bytes
+        ImageInfo(format='PNG', bit_depth=16, mode='L', orientation=1)
     """
 
     format: str
@@ -148,6 +172,15 @@ def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
 
     A quarter (8 bit) or half (16 bit) of the float image's memory: what a caller that works
     in bands (:mod:`retouch_core.apps.banded`) keeps whole.
+
+    Example:
+        >>> import tempfile
+        >>> pixels = np.array([[[0, 128, 255], [255, 0, 0]]], dtype=np.uint8)  # (H, W, C) = (1, 2, 3)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_pixels(Path(folder) / "two.png", pixels)
+        ...     array, info = read_pixels(Path(folder) / "two.png")
+        >>> array.shape, array.dtype, np.array_equal(array, pixels), info.mode
+        ((1, 2, 3), dtype('uint8'), True, 'RGB')
     """
     path = Path(path)
     if not path.exists():
@@ -170,7 +203,15 @@ def read_pixels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple
 
 
 def check_pixel_count(path, width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-    """ImageTooLargeError when a ``width`` x ``height`` image exceeds ``max_pixels``."""
+    """ImageTooLargeError when a ``width`` x ``height`` image exceeds ``max_pixels``.
+
+    Example:
+        >>> check_pixel_count("photo.jpg", 6000, 4000)  # 24 MP: below Pillow's limit
+        >>> check_pixel_count("photo.jpg", 6000, 4000, max_pixels=20_000_000)
+        Traceback (most recent call last):
+        retouch_core.formats.image_files.ImageTooLargeError: photo.jpg: 6000x4000 is 24.0 megapixels, more than the
+        limit of 20.0; raise the limit (retouch --max-pixels) only for files you trust
+    """
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
@@ -386,6 +427,16 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
     Orientation 2 mirrors, 3 rotates 180 degrees, 4 flips, 5 transposes, 6 rotates 90 degrees
     clockwise, 7 transverses, 8 rotates 90 degrees counter-clockwise; 1 returns the array.
+
+    Example:
+        >>> array = np.arange(6).reshape(2, 3, 1)  # (H, W, C) = (2, 3, 1)
+        >>> array[..., 0]
+        array([[0, 1, 2],
+               [3, 4, 5]])
+        >>> apply_orientation(array, 6)[..., 0]  # (3, 2): turned 90 degrees clockwise
+        array([[3, 0],
+               [4, 1],
+               [5, 2]])
     """
     ops = {
         1: lambda a: a,
@@ -401,7 +452,15 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def pixels_to_tensor(array: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
-    """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1], written into ``out`` if given."""
+    """(H, W, C) uint8/uint16 -> (1, C, H, W) float32 in [0, 1], written into ``out`` if given.
+
+    Example:
+        >>> tensor = pixels_to_tensor(np.array([[[0, 51, 255]]], dtype=np.uint8))
+        >>> tensor.shape, tensor.flatten()
+        (torch.Size([1, 3, 1, 1]), tensor([0.0000, 0.2000, 1.0000]))
+        >>> pixels_to_tensor(np.array([[[65535]]], dtype=np.uint16), out=torch.empty(1, 1, 1, 1))
+        tensor([[[[1.]]]])
+    """
     scale = float(np.iinfo(array.dtype).max)
     # uint16 has no torch counterpart on every version: widen to int32 first.
     tensor = torch.from_numpy(array.astype(np.int32) if array.dtype == np.uint16 else array).permute(2, 0, 1)[None]
@@ -412,7 +471,16 @@ def pixels_to_tensor(array: np.ndarray, out: torch.Tensor | None = None) -> torc
 
 # ----------------------------------------------------------------------------------- writing
 def format_for_path(path: str | Path) -> str:
-    """Output format named by a file's suffix ("PNG", "JPEG", ...); ImageFormatError if none."""
+    """Output format named by a file's suffix ("PNG", "JPEG", ...); ImageFormatError if none.
+
+    Example:
+        >>> format_for_path("out/Photo.JPEG"), format_for_path("scan.tif")
+        ('JPEG', 'TIFF')
+        >>> format_for_path("notes.txt")
+        Traceback (most recent call last):
+        retouch_core.formats.image_files.ImageFormatError: cannot write notes.txt: unknown image type '.txt';
+        use .png, .jpg, .jpeg, .jpe, .tif, .tiff, .webp, .bmp
+    """
     suffix = Path(path).suffix.lower()
     for name, suffixes in SUFFIXES.items():
         if suffix in suffixes:
@@ -427,6 +495,14 @@ def check_writable(path: str | Path, mode: str) -> str:
     """The format of ``path``; ImageFormatError when it cannot hold a ``mode`` image.
 
     Lets callers fail before slow work rather than after it.
+
+    Example:
+        >>> check_writable("out.png", "RGBA")
+        'PNG'
+        >>> check_writable("out.jpg", "RGBA")
+        Traceback (most recent call last):
+        retouch_core.formats.image_files.ImageFormatError: JPEG has no alpha channel: write this image as .png,
+        .tif or .webp
     """
     fmt = format_for_path(path)
     if fmt == "JPEG" and mode in ("LA", "RGBA"):
@@ -471,14 +547,30 @@ def write_image(
 
 
 def output_bit_depth(path: str | Path, info: ImageInfo | None) -> int:
-    """The bit depth :func:`write_image` writes ``path`` at: the source's where the format allows."""
+    """The bit depth :func:`write_image` writes ``path`` at: the source's where the format allows.
+
+    Example:
+        >>> source = ImageInfo(format="PNG", bit_depth=16, mode="RGB")
+        >>> output_bit_depth("out.tif", source), output_bit_depth("out.jpg", source), output_bit_depth("out.png", None)
+        (16, 8, 8)
+    """
     return _output_bit_depth(format_for_path(path), info, None)
 
 
 def write_pixels(path: str | Path, array: np.ndarray, info: ImageInfo | None = None, *,
                  quality: int = DEFAULT_QUALITY) -> None:
     """:func:`write_image` for pixels already quantised: (H, W, C) uint8, or uint16 for 16-bit
-    PNG and TIFF (see :func:`output_bit_depth`)."""
+    PNG and TIFF (see :func:`output_bit_depth`).
+
+    Example:
+        >>> import tempfile
+        >>> pixels = np.array([[[0, 1000, 65535]]], dtype=np.uint16)  # one 16-bit RGB pixel
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_pixels(Path(folder) / "pixel.tif", pixels)
+        ...     back, info = read_pixels(Path(folder) / "pixel.tif")
+        >>> np.array_equal(back, pixels), info.format, info.bit_depth  # lossless at 16 bit
+        (True, 'TIFF', 16)
+    """
     path = Path(path)
     fmt = check_writable(path, MODES[array.shape[-1]])
     if not path.parent.is_dir():
@@ -503,7 +595,21 @@ def write_pixels(path: str | Path, array: np.ndarray, info: ImageInfo | None = N
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Delete the ``.part`` files :func:`write_image` left in ``folder`` when its process was
-    killed (SIGKILL, power loss); those of running processes are kept. Returns the deleted paths."""
+    killed (SIGKILL, power loss); those of running processes are kept. Returns the deleted paths.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     orphan = Path(folder, ".ir4194305-00ff.part")  # above Linux's largest pid: its writer is gone
+        ...     orphan.touch()
+        ...     os.utime(orphan, (0, 0))  # and old, for systems that go by age
+        ...     ours = Path(folder, f".ir{os.getpid()}-00ff.part")
+        ...     ours.touch()
+        ...     removed = [path.name for path in remove_stale_temporaries(folder)]
+        ...     left = [path.name for path in Path(folder).iterdir()]
+        >>> removed, left == [ours.name]
+        (['.ir4194305-00ff.part'], True)
+    """
     removed = []
     for entry in Path(folder).iterdir():
         match = _PART_PATTERN.match(entry.name)

@@ -23,7 +23,13 @@ MAX_HALD_LEVEL = 16  # 4096 x 4096 pixels, a 256^3 LUT: the .cube size limit
 
 
 class HaldFormatError(ValueError):
-    """An image that is not a Hald CLUT."""
+    """An image that is not a Hald CLUT.
+
+    Example:
+        >>> hald_to_lut(torch.zeros(1, 3, 10, 10), source="photo.png")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        retouch_core.formats.lut_files.HaldFormatError: photo.png: a Hald CLUT is an RGB square ... 10x10
+    """
 
 
 def hald_to_lut(image: torch.Tensor, source: str = "<image>") -> torch.Tensor:
@@ -34,6 +40,13 @@ def hald_to_lut(image: torch.Tensor, source: str = "<image>") -> torch.Tensor:
 
     Returns:
         (1, 3, L^2, L^2, L^2) LUT indexed [.., c, b, g, r].
+
+    Example:
+        >>> from retouch_core.engine.lut import identity_lattice
+        >>> hald = identity_lattice(4).reshape(1, 3, 8, 8)  # the level-2 identity Hald image, (1, 3, 8, 8)
+        >>> lut = hald_to_lut(hald)
+        >>> lut.shape, torch.equal(lut, identity_lattice(4))
+        (torch.Size([1, 3, 4, 4, 4]), True)
     """
     channels, height, width = image.shape[1:]
     level = round(width ** (1 / 3))
@@ -47,14 +60,38 @@ def hald_to_lut(image: torch.Tensor, source: str = "<image>") -> torch.Tensor:
 
 
 def read_hald(path: str | Path, *, dtype=torch.float32) -> CubeLUT:
-    """Read a Hald CLUT image file (see the module docstring)."""
+    """Read a Hald CLUT image file (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.engine.lut import identity_lattice
+        >>> from retouch_core.formats.image_files import write_image
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_image(Path(folder) / "identity.png", identity_lattice(4).reshape(1, 3, 8, 8))
+        ...     cube = read_hald(Path(folder) / "identity.png")
+        >>> cube.title, cube.lut.shape, torch.allclose(cube.lut, identity_lattice(4))  # 8 bit holds k / 3 exactly
+        ('identity', torch.Size([1, 3, 4, 4, 4]), True)
+    """
     path = Path(path)
     image, _ = read_image(path)
     return CubeLUT(lut=hald_to_lut(image, str(path)).to(dtype), title=path.stem, domain_min=(0.0,) * 3, domain_max=(1.0,) * 3)
 
 
 def read_lut_file(path: str | Path, *, dtype=torch.float32) -> CubeLUT:
-    """Read a ``.cube`` file or a Hald CLUT image, chosen by the file suffix."""
+    """Read a ``.cube`` file or a Hald CLUT image, chosen by the file suffix.
+
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.engine.lut import identity_lattice, write_cube
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_cube(Path(folder) / "look.CUBE", identity_lattice(2), title="look")
+        ...     cube = read_lut_file(Path(folder) / "look.CUBE")
+        >>> cube.title, cube.lut.shape
+        ('look', torch.Size([1, 3, 2, 2, 2]))
+        >>> read_lut_file("look.txt")
+        Traceback (most recent call last):
+        ValueError: look.txt: not a LUT file; expected one of .cube, .png, .tif, .tiff
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in CUBE_SUFFIXES:

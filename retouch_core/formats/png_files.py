@@ -56,6 +56,17 @@ def write_png(path: str | Path, array: np.ndarray, icc: bytes | None = None, exi
         array: the pixels; uint16 gives a 16-bit PNG.
         icc: ICC profile stored as an iCCP chunk.
         exif: EXIF block (TIFF header onwards, without the ``Exif\\0\\0`` prefix) as an eXIf chunk.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> pixels = np.array([[[0], [1000]], [[40000], [65535]]], dtype=np.uint16)  # (H, W, 1): 16-bit grey
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_png(Path(folder) / "grey16.png", pixels)
+        ...     with Image.open(Path(folder) / "grey16.png") as image:
+        ...         mode, back = image.mode, np.asarray(image)
+        >>> mode, back.tolist()
+        ('I;16', [[0, 1000], [40000, 65535]])
     """
     if array.ndim != 3 or array.shape[-1] not in COLOUR_TYPES or array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png takes (H, W, 1-4) uint8 or uint16 pixels, got {array.shape} {array.dtype}")

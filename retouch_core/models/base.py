@@ -15,7 +15,15 @@ DEFAULT_LOW_RES = 256
 
 
 def low_res_copy(image: torch.Tensor, long_side: int = DEFAULT_LOW_RES) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, h, w) with max(h, w) <= long_side, antialiased; the same tensor if small."""
+    """(B, 3, H, W) -> (B, 3, h, w) with max(h, w) <= long_side, antialiased; the same tensor if small.
+
+    Example:
+        >>> low_res_copy(torch.zeros(1, 3, 600, 800)).shape  # aspect ratio kept
+        torch.Size([1, 3, 192, 256])
+        >>> small = torch.zeros(1, 3, 64, 96)
+        >>> low_res_copy(small) is small  # no copy below the limit
+        True
+    """
     if max(image.shape[-2:]) <= long_side:
         return image
     return resize_long_side(image, long_side).clamp(0, 1)

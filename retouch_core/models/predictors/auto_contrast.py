@@ -34,6 +34,15 @@ def auto_contrast_affine(image: torch.Tensor, cutoff: float = CUTOFF) -> torch.T
     """(B, 3, H, W) in [0, 1] -> (B, 3, 4): the auto-contrast stretch of each image as an affine.
 
     A flat image (both quantiles equal) gets the identity.
+
+    Example:
+        >>> ramp = torch.linspace(0.25, 0.75, 16).reshape(1, 1, 4, 4).expand(1, 3, 4, 4)  # grey, mid-tones only
+        >>> auto_contrast_affine(ramp).round(decimals=2)  # the same gain and offset for R, G and B
+        tensor([[[ 2.0200,  0.0000,  0.0000, -0.5100],
+                 [ 0.0000,  2.0200,  0.0000, -0.5100],
+                 [ 0.0000,  0.0000,  2.0200, -0.5100]]])
+        >>> torch.equal(auto_contrast_affine(torch.full((2, 3, 4, 4), 0.5)), torch.eye(3, 4).expand(2, 3, 4))
+        True
     """
     batch, _, height, width = image.shape
     scale = min(1.0, (_SAMPLE_PIXELS / (height * width)) ** 0.5)
@@ -50,5 +59,16 @@ def auto_contrast_affine(image: torch.Tensor, cutoff: float = CUTOFF) -> torch.T
 
 
 def auto_contrast_grid(image: torch.Tensor, depth: int, size: int, cutoff: float = CUTOFF) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 12, depth, size, size): :func:`auto_contrast_affine` in every cell."""
+    """(B, 3, H, W) -> (B, 12, depth, size, size): :func:`auto_contrast_affine` in every cell.
+
+    Example:
+        >>> ramp = torch.linspace(0.25, 0.75, 16).reshape(1, 1, 4, 4).expand(1, 3, 4, 4)
+        >>> grid = auto_contrast_grid(ramp, depth=4, size=2)
+        >>> grid.shape
+        torch.Size([1, 12, 4, 2, 2])
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> stretched = slice_and_apply(ramp, grid)  # one affine everywhere: the guide does not matter
+        >>> stretched[0, 0].flatten()[[0, -1]].round(decimals=2)  # darkest and brightest pixel, 0.5 % tails clip
+        tensor([-0.0100,  1.0100])
+    """
     return grid_from_affine(auto_contrast_affine(image, cutoff), depth, size, size)

@@ -23,7 +23,18 @@ from ...language.params import PARAM_RANGES
 
 @dataclass(frozen=True)
 class ConditionLayout:
-    """Names of the vector's entries, in order."""
+    """Names of the vector's entries, in order.
+
+    Example:
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> layout = ConditionLayout.default()
+        >>> plans = [parse_instruction(""), parse_instruction("warmer, exposure +1")]
+        >>> vectors = layout.encode_batch(plans)
+        >>> vectors.shape == (2, layout.size) and layout.size == len(layout.names())
+        True
+        >>> [layout.names()[i] for i in vectors[0].nonzero().flatten()]  # the empty instruction: auto mode
+        ['mode:auto']
+    """
 
     attributes: tuple[str, ...]
     params: tuple[str, ...]
@@ -41,7 +52,15 @@ class ConditionLayout:
         return [f"attr:{a}" for a in self.attributes] + [f"param:{p}" for p in self.params] + [f"mode:{m}" for m in self.modes]
 
     def encode(self, plan: Plan) -> torch.Tensor:
-        """(size,) float32 vector for one plan."""
+        """(size,) float32 vector for one plan.
+
+        Example:
+            >>> from retouch_core.language.matcher import parse_instruction
+            >>> layout = ConditionLayout.default()
+            >>> vector = layout.encode(parse_instruction("warmer, exposure +1"))  # exposure spans -5..5: 1 -> 0.2
+            >>> {layout.names()[i]: round(vector[i].item(), 3) for i in vector.nonzero().flatten()}
+            {'attr:warmth': 1.0, 'param:exposure': 0.2, 'mode:style': 1.0}
+        """
         vector = torch.zeros(self.size)
         for name, weight in plan.attributes.items():
             if name in self.attributes:

@@ -72,7 +72,15 @@ CHECK_SIZE = 96
 
 
 def proxy_statistics(image: torch.Tensor) -> dict[str, torch.Tensor]:
-    """CIELAB proxies of (B, 3, H, W) in [0, 1] -> name -> (B,): L_mean, L_std, a_mean, b_mean, chroma."""
+    """CIELAB proxies of (B, 3, H, W) in [0, 1] -> name -> (B,): L_mean, L_std, a_mean, b_mean, chroma.
+
+    Example:
+        >>> half = torch.tensor([0.0, 1.0]).repeat(1, 3, 2, 1)  # (1, 3, 2, 2): black left, white right
+        >>> red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+        >>> stats = proxy_statistics(torch.cat([half, red]))
+        >>> {name: stats[name].round().tolist() for name in ("L_mean", "L_std", "chroma")}
+        {'L_mean': [50.0, 53.0], 'L_std': [50.0, 0.0], 'chroma': [0.0, 105.0]}
+    """
     lab = kornia.color.rgb_to_lab(image.clamp(0, 1)).flatten(2)
     L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
     return {"L_mean": L.mean(1), "L_std": L.std(1, unbiased=False), "a_mean": a.mean(1), "b_mean": b.mean(1),
@@ -84,6 +92,15 @@ def instructed_axes(plan: Plan) -> dict[str, float]:
 
     Explicit numbers win over words on the same attribute ("brighter, exposure -0.3" asks for a
     darker picture in numbers the user chose); their intensity is 1.
+
+    Example:
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> instructed_axes(parse_instruction("slightly warmer and more saturated"))
+        {'warmth': 0.4, 'saturation': 1.0}
+        >>> instructed_axes(parse_instruction("brighter, exposure -0.3"))
+        {'brightness': -1.0}
+        >>> instructed_axes(parse_instruction("dark and moody"))  # a style: no proxy of its own
+        {}
     """
     axes = {name: float(w) for name, w in plan.attributes.items() if name in PROXIES and w != 0}
     for param, value in plan.params.items():
@@ -93,7 +110,13 @@ def instructed_axes(plan: Plan) -> dict[str, float]:
 
 
 def styled(plan: Plan) -> bool:
-    """Whether the plan names attributes without a proxy of their own (styles, tone zones, ...)."""
+    """Whether the plan names attributes without a proxy of their own (styles, tone zones, ...).
+
+    Example:
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> [styled(parse_instruction(text)) for text in ("warmer", "lift the shadows", "dark and moody")]
+        [False, True, True]
+    """
     return any(name not in PROXIES and w != 0 for name, w in plan.attributes.items())
 
 
@@ -105,6 +128,17 @@ def required_moves(plan: Plan, recipe_move: Mapping[str, float]) -> dict[str, tu
     recipe's own moves on the remaining proxies (at least ``STYLE_SHARE`` of a visible margin)
     are required too, the same way, by ``MIN_SHARE`` of a visible margin or ``RECIPE_SHARE`` of
     the recipe's move if that is less: "dark and moody" must darken, "pastel" must desaturate.
+
+    Example:
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> recipe_move = {"L_mean": 10.0, "L_std": 0.0, "a_mean": 0.0, "b_mean": 0.0, "chroma": 0.0}
+        >>> required_moves(parse_instruction("brighter"), recipe_move)  # the full visible margin, 2 L*
+        {'L_mean': (1.0, 2.0)}
+        >>> required_moves(parse_instruction("brighter"), {**recipe_move, "L_mean": 1.0})  # 80 % of what is reachable
+        {'L_mean': (1.0, 0.8)}
+        >>> moody = {"L_mean": -5.0, "L_std": 0.5, "a_mean": 0.0, "b_mean": 0.01, "chroma": -3.0}
+        >>> required_moves(parse_instruction("moody"), moody)  # b* barely moves: not required
+        {'L_mean': (-1.0, 0.8), 'L_std': (1.0, 0.4), 'chroma': (-1.0, 0.8)}
     """
     moves: dict[str, tuple[float, float]] = {}
     for name, weight in instructed_axes(plan).items():
@@ -150,6 +184,22 @@ def obey(image: torch.Tensor, grid: torch.Tensor, guide, plan: Plan, recipe: tor
     Returns:
         (1, 12, D, H_g, W_g): ``grid`` itself when it obeys, else the first mix toward the recipe
         that does (see module docstring).
+
+    Example:
+        >>> from retouch_core.engine.grid import grid_from_affine, identity_grid
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> photo = torch.linspace(0.1, 0.9, 64).reshape(1, 1, 8, 8).expand(1, 3, 8, 8)  # a grey ramp
+        >>> brighter = parse_instruction("brighter")
+        >>> lifting = grid_from_affine(torch.cat([torch.eye(3), torch.full((3, 1), 0.1)], dim=1), 4, 2, 2)
+        >>> obey(photo, lifting, None, brighter) is lifting  # already obeys: untouched
+        True
+        >>> halving = identity_grid(1, 4, 2, 2) * 0.5
+        >>> grid = obey(photo, halving, None, brighter)
+        >>> brightness = [proxy_statistics(image)["L_mean"].item() for image in (photo, slice_and_apply(photo, grid))]
+        >>> grid.shape, brightness[1] > brightness[0]
+        (torch.Size([1, 12, 4, 2, 2]), True)
+        >>> obey(photo, halving, None, parse_instruction("")) is halving  # auto mode asks for no direction
+        True
     """
     if not instructed_axes(plan) and not styled(plan):
         return grid

@@ -36,7 +36,18 @@ PROBE = 10.0  # slider step of the finite-difference Jacobian
 
 
 class RuleBasedModel(RetouchModel):
-    """Non-learned retouch model (see module docstring)."""
+    """Non-learned retouch model (see module docstring).
+
+    Example:
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> model = RuleBasedModel(low_res=64, grid_size=(4, 8, 8))
+        >>> photo = torch.linspace(0, 1, 3 * 120 * 160).reshape(1, 3, 120, 160)
+        >>> model.params_for(photo, parse_instruction("warmer, exposure +0.5"))
+        {'temperature': 30.0, 'exposure': 0.5}
+        >>> grid, plan = model.predict(photo, "warmer")
+        >>> grid.grid.shape, grid.source_size, grid.label
+        (torch.Size([1, 12, 4, 8, 8]), (120, 160), 'rule-based: temperature +30')
+    """
 
     name = "rule-based"
 
@@ -101,6 +112,16 @@ def global_grid_from_params(image: torch.Tensor, params, depth: int = 8, guide=N
 
     Returns:
         (1, 12, D, 1, 1) grid; expand it to any (H_g, W_g).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> from retouch_core.language.render import render
+        >>> photo = torch.linspace(0, 1, 3 * 8 * 8).reshape(1, 3, 8, 8)
+        >>> grid = global_grid_from_params(photo, {"exposure": 0.5}, depth=8)
+        >>> grid.shape
+        torch.Size([1, 12, 8, 1, 1])
+        >>> bool((slice_and_apply(photo, grid) - render(photo, {"exposure": 0.5})).abs().max() < 0.02)
+        True
     """
     low = torch.nn.functional.interpolate(image.float(), size=(size, size), mode="area")
     return fit_grid(low, render(low, params), depth=depth, height=1, width=1, guide=guide)
@@ -125,7 +146,16 @@ def _mean_ab(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def auto_params(image: torch.Tensor) -> dict[str, float]:
-    """Auto-enhance parameters for a (1, 3, h, w) image: exposure, temperature, tint."""
+    """Auto-enhance parameters for a (1, 3, h, w) image: exposure, temperature, tint.
+
+    Example:
+        >>> bluish_grey = torch.tensor([0.45, 0.47, 0.55]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+        >>> {name: round(value) for name, value in auto_params(bluish_grey).items()}  # warmed, exposure kept
+        {'exposure': 0, 'tint': -7, 'temperature': 26}
+        >>> saturated_blue = torch.tensor([0.1, 0.2, 0.9]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+        >>> list(auto_params(saturated_blue))  # no grey surface: no evidence of a cast, colour left alone
+        ['exposure']
+    """
     thumb = low_res_copy(image, 64)
     ev = EXPOSURE_SHARE * math.log2(KEY_LUMINANCE / _log_average_luminance(thumb))
     params = {"exposure": max(-MAX_AUTO_EV, min(MAX_AUTO_EV, ev))}
