@@ -54,6 +54,34 @@ def test_auto_mode_blends_network_and_auto_contrast_linearly(flat_photo):
     torch.testing.assert_close(model.predict_grid(image, parse_instruction("warmer")).grid, with_classic)
 
 
+def test_training_sees_the_blend_in_a_mixed_batch(flat_photo):
+    """predict_grids, which training differentiates, blends the auto items of a batch with the
+    classic exactly as inference does and leaves instructed items alone; the network gets the
+    gradient of its share only."""
+    image = as_tensor(flat_photo)[..., ::4, ::4].contiguous()
+    batch = torch.cat([image, image.flip(-1)])
+    plans = [parse_instruction(""), parse_instruction("warmer")]
+    torch.manual_seed(0)
+    model = LiteRetouchModel(LiteConfig(input_size=64, grid_size=4, auto_contrast=0.5))
+    blended = model.predict_grids(batch, plans)
+    torch.testing.assert_close(blended[:1], model.predict_grid(image, plans[0]).grid)
+    model.config = dataclasses.replace(model.config, auto_contrast=0.0)
+    alone = model.predict_grids(batch, plans)
+    torch.testing.assert_close(blended[0], 0.5 * (alone[0] + auto_contrast_grid(image, 8, 4)[0]))
+    torch.testing.assert_close(blended[1], alone[1])
+    weight = next(model.net.parameters())
+    grad_blended, = torch.autograd.grad(blended[0].sum(), weight)
+    grad_alone, = torch.autograd.grad(alone[0].sum(), weight)
+    torch.testing.assert_close(grad_blended, 0.5 * grad_alone)
+
+
+def test_train_config_carries_the_blend_into_the_model():
+    from retouch_training.train.lite import TrainLiteConfig
+
+    assert TrainLiteConfig(auto_contrast=0.5).model_config().auto_contrast == 0.5
+    assert TrainLiteConfig().model_config().auto_contrast == 0.0
+
+
 @pytest.mark.parametrize("weight", [-0.1, 1.5, "0.5", True])
 def test_config_refuses_weights_outside_zero_to_one(weight):
     with pytest.raises(ValueError, match="auto_contrast"):

@@ -56,6 +56,8 @@ class TrainLiteConfig:
     ``online_pairs`` per photo and epoch, the photos of the ``holdout_fraction`` split left out),
     with the calibrated ``as_shot`` degradations drawn with probability ``p_as_shot``, a share
     ``p_low_light`` of them calibrated on low-light photos (None: every calibration folder alike).
+    ``auto_contrast``: the model's auto-mode blend with the classical auto-contrast grid, trained
+    with the network so that it learns the share of the edit the classic leaves to it.
     """
 
     crop_size: int = 256
@@ -87,9 +89,11 @@ class TrainLiteConfig:
     p_as_shot: float = 0.5
     p_low_light: float | None = None
     init_from: str | None = None
+    auto_contrast: float = 0.0
 
     def model_config(self) -> LiteConfig:
-        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior, global_stats=self.global_stats)
+        return LiteConfig(width=self.width, recipe_prior=self.recipe_prior, global_stats=self.global_stats,
+                          auto_contrast=self.auto_contrast)
 
 
 def _lpips_or_none():

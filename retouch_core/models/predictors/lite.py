@@ -19,7 +19,9 @@ edit is rendered and fitted (:func:`~.rule_based.grid_from_params`).
 With ``auto_contrast`` = w > 0, auto mode (no instruction) returns ``(1 - w)`` times the
 network's grid plus ``w`` times the classical auto-contrast grid (:mod:`.auto_contrast`): the
 network and the classic err on different photos, and their average is closer to real retouches
-than either (the shipped default uses w = 0.5; see its model card).
+than either (the shipped default uses w = 0.5; see its model card). The blend is part of
+:meth:`LiteRetouchModel.predict_grids`, so a model trained with it learns the share of the edit
+the classic leaves to it.
 
 At inference the predicted grid is projected by :func:`~.obedience.obey`: every instructed
 attribute moves the instructed way by a visible margin, whatever the network learned (the
@@ -72,7 +74,7 @@ class LiteConfig:
             luminance histogram and per-channel quantiles: black and white points, midtones),
             which a 4x4-pooled CNN feature can only approximate.
         auto_contrast: weight of the classical auto-contrast grid in auto mode (module docstring);
-            0 leaves auto mode to the network. Inference only: training sees the network alone.
+            0 leaves auto mode to the network.
     """
 
     input_size: int = 256
@@ -224,11 +226,18 @@ class LiteRetouchModel(RetouchModel, nn.Module):
         self.metadata: dict[str, str] = {}
 
     def predict_grids(self, image: torch.Tensor, plans: list[Plan]) -> torch.Tensor:
-        """Differentiable grids for a batch: (B, 3, H, W) + B plans -> (B, 12, D, G, G)."""
+        """Differentiable grids for a batch: (B, 3, H, W) + B plans -> (B, 12, D, G, G), auto
+        plans blended with the classical auto-contrast grid (``config.auto_contrast``)."""
         cond = self.config.layout.encode_batch(plans).to(image.device, image.dtype)
         grids = self.net(square_copy(image, self.config.input_size), cond)
         if self.config.recipe_prior:
             grids = grids + self.recipe_offsets(image, plans).to(grids.dtype)
+        auto = [i for i, plan in enumerate(plans) if plan.mode == "auto"]
+        if self.config.auto_contrast > 0 and auto:
+            with torch.no_grad():
+                classic = auto_contrast_grid(image[auto].float(), self.config.grid_depth, self.config.grid_size)
+            blended = torch.lerp(grids[auto], classic.to(grids), self.config.auto_contrast)
+            grids = grids.index_copy(0, torch.tensor(auto, device=grids.device), blended)
         return grids
 
     @torch.no_grad()
@@ -252,9 +261,6 @@ class LiteRetouchModel(RetouchModel, nn.Module):
             return replace(grid, label=f"{self.name} (exact param render): {grid.label}")
         guide = self.frozen_guide()
         grid = obey(image, self.predict_grids(image.float(), [plan]), guide, plan)
-        if plan.mode == "auto" and self.config.auto_contrast > 0:
-            classic = auto_contrast_grid(image.float(), self.config.grid_depth, self.config.grid_size)
-            grid = torch.lerp(grid, classic.to(grid), self.config.auto_contrast)
         return RetouchGrid(grid, guide, tuple(image.shape[-2:]), f"{self.name}: {plan.mode}")
 
     def frozen_guide(self) -> GuideParams:
