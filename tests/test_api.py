@@ -99,7 +99,7 @@ def library_modules() -> list[str]:
 
 
 # Modules whose every public function and class has a runnable example (the goal is all of
-# retouch_core; the renderer's stages, CLIP scoring, the diffusion models, the lite model and most
+# retouch_core; the diffusion models other than their schedule, codecs and tiny teachers, and most
 # apps are not there yet).
 FULLY_DOCUMENTED = [
     "retouch_core.apps.banded",
@@ -121,10 +121,16 @@ FULLY_DOCUMENTED = [
     "retouch_core.formats.model_files",
     "retouch_core.formats.png_files",
     "retouch_core.language.attributes",
+    "retouch_core.language.clip_score",
     "retouch_core.language.params",
+    "retouch_core.language.render",
     "retouch_core.models.base",
+    "retouch_core.models.diffusion.codec",
+    "retouch_core.models.diffusion.schedule",
+    "retouch_core.models.diffusion.tiny",
     "retouch_core.models.predictors.auto_contrast",
     "retouch_core.models.predictors.conditioning",
+    "retouch_core.models.predictors.lite",
     "retouch_core.models.predictors.obedience",
     "retouch_core.models.predictors.rule_based",
 ]

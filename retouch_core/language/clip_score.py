@@ -52,7 +52,17 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".npz")
 
 
 class ClipWeightsNotFoundError(FileNotFoundError):
-    """No usable local CLIP model; ``searched`` lists every path that was tried."""
+    """No usable local CLIP model; ``searched`` lists every path that was tried.
+
+    Example:
+        >>> err = ClipWeightsNotFoundError("ViT-B-32", [Path("ViT-B-32.safetensors")], "Put the weights there.")
+        >>> print(err)
+        CLIP model 'ViT-B-32' not found locally. Looked for:
+          ViT-B-32.safetensors
+        Put the weights there.
+        >>> isinstance(err, FileNotFoundError), err.searched[0].name  # callers catching FileNotFoundError see it too
+        (True, 'ViT-B-32.safetensors')
+    """
 
     def __init__(self, what: str, searched: Sequence[Path], hint: str = ""):
         self.searched = [Path(p) for p in searched]
@@ -68,6 +78,14 @@ class ClipScorer:
     ``preprocess`` is open_clip's PIL transform (for callers holding PIL images); tensors go
     through :func:`prepare_images`, which is differentiable. ``text_cache`` maps a prompt to its
     unit-norm embedding (D,); it belongs to this scorer, so different models never share entries.
+
+    Example:
+        >>> scorer = tiny_clip()  # random weights: the numbers mean nothing, the shapes do
+        >>> scorer.image_size, scorer.device, scorer.dtype
+        ((32, 32), device(type='cpu'), torch.float32)
+        >>> images = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+        >>> scorer.encode_images(images).shape, scorer.encode_texts(["a warm photo", "a cold photo"]).shape  # D = 32
+        (torch.Size([2, 32]), torch.Size([2, 32]))
     """
 
     model: torch.nn.Module
@@ -89,7 +107,15 @@ class ClipScorer:
         return next(self.model.parameters()).dtype
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (B, 3, H, W) in [0, 1] -> unit-norm embeddings (B, D) float32, differentiable."""
+        """images: (B, 3, H, W) in [0, 1] -> unit-norm embeddings (B, D) float32, differentiable.
+
+        Example:
+            >>> scorer = tiny_clip()
+            >>> images = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0)).requires_grad_()
+            >>> emb = scorer.encode_images(images)  # any size in: resized and cropped to the model's 32 x 32
+            >>> emb.shape, torch.allclose(emb.norm(dim=-1), torch.ones(2)), emb.requires_grad
+            (torch.Size([2, 32]), True, True)
+        """
         pixels = prepare_images(images, self.image_size, self.mean, self.std, self.resize_mode)
         emb = self.model.encode_image(pixels.to(device=self.device, dtype=self.dtype))
         return F.normalize(emb.float(), dim=-1)
@@ -98,6 +124,13 @@ class ClipScorer:
         """prompts: K strings -> unit-norm embeddings (K, D) float32 (constants: no gradient).
 
         Only prompts missing from ``text_cache`` are tokenised and encoded, in one batch.
+
+        Example:
+            >>> scorer = tiny_clip()
+            >>> scorer.encode_texts(["a warm photo", "a cold photo", "a warm photo"]).shape  # one row per prompt
+            torch.Size([3, 32])
+            >>> sorted(scorer.text_cache)  # the repeat was encoded once
+            ['a cold photo', 'a warm photo']
         """
         missing = list(dict.fromkeys(p for p in prompts if p not in self.text_cache))
         if missing:
@@ -156,6 +189,14 @@ def prepare_images(
     ``resize_mode``: "shortest" (scale the short side, centre-crop; open_clip's default),
     "squash" (scale to h x w ignoring aspect) or "longest" (scale the long side, zero-pad).
     Bicubic with antialias, which follows PIL's filter, as used by open_clip's PIL transform.
+
+    Example:
+        >>> x = prepare_images(torch.full((1, 3, 4, 6), 0.5), 8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        >>> x.shape, bool(x.abs().max() < 1e-6)  # short side scaled to 8, centre-cropped; the mean maps to 0
+        (torch.Size([1, 3, 8, 8]), True)
+        >>> x = prepare_images(torch.ones(1, 3, 4, 8), 8, (0.5,) * 3, (0.5,) * 3, resize_mode="longest")
+        >>> x[0, 0, :, 0]  # 4 x 8 already fits: zero (black) padding above and below, -1 once normalised
+        tensor([-1., -1.,  1.,  1.,  1.,  1., -1., -1.])
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected (B, 3, H, W) images, got {tuple(images.shape)}")
@@ -183,6 +224,20 @@ def attribute_scores(
 
     images: (B, 3, H, W) in [0, 1]; pairs: K (positive, negative) prompts
     -> (s_plus (B, K), s_minus (B, K)), float32, differentiable w.r.t. ``images``.
+
+    Example:
+        >>> scorer = tiny_clip()
+        >>> images = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        >>> pairs = [("a warm photo", "a cold photo"), ("a bright photo", "a dark photo")]
+        >>> s_plus, s_minus = attribute_scores(scorer, images, pairs)
+        >>> s_plus.shape, s_minus.shape  # (B, K)
+        (torch.Size([2, 2]), torch.Size([2, 2]))
+        >>> cosine = scorer.encode_images(images) @ scorer.encode_texts(["a warm photo"])[0]
+        >>> torch.allclose(s_plus[:, 0], cosine)
+        True
+        >>> (s_plus - s_minus).sum().backward()
+        >>> images.grad.shape  # the scores can steer the pixels
+        torch.Size([2, 3, 16, 24])
     """
     if not pairs:
         raise ValueError("pairs must contain at least one (positive, negative) prompt pair")
@@ -219,6 +274,13 @@ def alignment_loss(
     instruction asks for the opposite of the pair's positive prompt, so s+ and s- swap roles for
     that entry. Images whose weights are all 0 get loss 0.
     reduction: "mean" -> scalar, "sum" -> scalar, "none" -> (B,).
+
+    Example:
+        >>> s_plus, s_minus = torch.tensor([[0.3, 0.3]]), torch.tensor([[0.3, 0.2]])  # (B=1, K=2)
+        >>> alignment_loss(s_plus, s_minus, reduction="none")  # mean of log 2 (undecided) and 0.2148 (leaning +)
+        tensor([0.4540])
+        >>> alignment_loss(s_plus[:, 1:], s_minus[:, 1:], weights=[-1.0])  # opposite asked: same margin, more loss
+        tensor(1.6434)
     """
     if s_plus.shape != s_minus.shape or s_plus.ndim != 2:
         raise ValueError(f"expected two (B, K) tensors, got {tuple(s_plus.shape)} and {tuple(s_minus.shape)}")
@@ -245,7 +307,14 @@ def alignment_loss(
 
 
 class EditDirection(NamedTuple):
-    """delta: (B, K) change of the margin s+ - s- (after minus before); moved: (B, K) bool."""
+    """delta: (B, K) change of the margin s+ - s- (after minus before); moved: (B, K) bool.
+
+    Example:
+        >>> result = EditDirection(delta=torch.tensor([[0.02, -0.01]]), moved=torch.tensor([[True, False]]))  # B=1, K=2
+        >>> delta, moved = result  # a NamedTuple unpacks like a plain pair
+        >>> moved.float().mean()  # share of the attributes that went the instructed way
+        tensor(0.5000)
+    """
 
     delta: torch.Tensor
     moved: torch.Tensor
@@ -264,6 +333,18 @@ def edit_direction(
     whose sign gives the instructed direction (None: towards the positive prompt).
     Returns delta (B, K) = margin(after) - margin(before) with margin = s+ - s-, and
     moved (B, K) = sign(w) * delta > 0 (a zero weight never counts as moved).
+
+    Example:
+        >>> scorer = tiny_clip()
+        >>> before = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> after, pair = (before * 1.5).clamp(0, 1), [("a bright photo", "a dark photo")]
+        >>> d = edit_direction(scorer, before, after, pair)
+        >>> d.delta.shape, torch.equal(d.moved, d.delta > 0)  # random weights: only the bookkeeping is meaningful
+        (torch.Size([1, 1]), True)
+        >>> torch.equal(edit_direction(scorer, before, after, pair, weights=[-1.0]).moved, d.delta < 0)  # "darker"
+        True
+        >>> edit_direction(scorer, before, before, pair)  # no edit, no move
+        EditDirection(delta=tensor([[0.]]), moved=tensor([[False]]))
     """
     sp_b, sm_b = attribute_scores(scorer, before, pairs)
     sp_a, sm_a = attribute_scores(scorer, after, pairs)
@@ -399,6 +480,27 @@ def load_clip(
     If nothing matches and ``allow_download`` is True, ``path_or_name`` is treated as a hub name
     ("hf-hub:org/repo", or a pretrained tag such as "openai" with ``model_name="ViT-B-32"``).
     Otherwise raises :class:`ClipWeightsNotFoundError` listing every path looked at.
+
+    Example:
+        >>> import tempfile
+        >>> from safetensors.torch import save_file
+        >>> scorer = tiny_clip()
+        >>> image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     folder = Path(tmp) / "tiny"  # open_clip's hf-hub layout
+        ...     folder.mkdir()
+        ...     state = {k: v.contiguous() for k, v in scorer.model.state_dict().items()}
+        ...     save_file(state, str(folder / WEIGHT_NAMES[0]))
+        ...     _ = (folder / CONFIG_NAME).write_text(json.dumps(scorer.config))
+        ...     loaded = load_clip(folder)
+        >>> torch.equal(loaded.encode_images(image), scorer.encode_images(image)), loaded.config == scorer.config
+        (True, True)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     load_clip(Path(tmp) / "missing")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        retouch_core.language.clip_score.ClipWeightsNotFoundError: CLIP model '...' not found locally. Looked for:
+          .../missing
+        Nothing is downloaded unless load_clip(..., allow_download=True).
     """
     raw = Path(path_or_name)
     candidates = [raw] + ([Path(d) / raw for d in search_dirs] if not raw.is_absolute() else [])
@@ -430,6 +532,14 @@ def tiny_clip_config() -> dict:
     """open_clip_config.json content of a ~1.7M-parameter random CLIP (32 px, D = 32).
 
     A fresh dict per call so callers may edit it.
+
+    Example:
+        >>> cfg = tiny_clip_config()
+        >>> cfg["model_cfg"]["embed_dim"], cfg["model_cfg"]["vision_cfg"]["image_size"]  # D = 32, 32 px images
+        (32, 32)
+        >>> cfg["model_cfg"]["embed_dim"] = 64
+        >>> tiny_clip_config()["model_cfg"]["embed_dim"]  # editing one copy leaves the next untouched
+        32
     """
     return {
         "model_cfg": {
@@ -445,7 +555,15 @@ def tiny_clip_config() -> dict:
 
 
 def tiny_clip(seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ClipScorer:
-    """Random tiny open_clip model with the bundled BPE tokenizer; offline, for tests and demos."""
+    """Random tiny open_clip model with the bundled BPE tokenizer; offline, for tests and demos.
+
+    Example:
+        >>> a, b = tiny_clip(seed=0), tiny_clip(seed=0)
+        >>> all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))  # seeded: reproducible
+        True
+        >>> a.image_size, a.encode_texts(["a photo"]).shape, any(p.requires_grad for p in a.model.parameters())
+        ((32, 32), torch.Size([1, 32]), False)
+    """
     import open_clip
     from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 

@@ -172,6 +172,17 @@ def as_param_tensors(
 
     Returns:
         Tensors on ``device``/``dtype``, expanded to the batch. Casting keeps the autograd graph.
+
+    Example:
+        >>> cpu = torch.device("cpu")
+        >>> p = as_param_tensors({"exposure": torch.tensor([0.5, -0.5])}, 2, cpu, torch.float32)
+        >>> p["exposure"], p["contrast"], p["tone_curve"].shape  # missing sliders are 0, the curve is the identity
+        (tensor([ 0.5000, -0.5000]), tensor([0., 0.]), torch.Size([2, 2, 2]))
+        >>> as_param_tensors(RetouchParams(exposure=1.0), 3, cpu, torch.float32)["exposure"]  # one edit, whole batch
+        tensor([1., 1., 1.])
+        >>> as_param_tensors({"exposur": 1.0}, 1, cpu, torch.float32)
+        Traceback (most recent call last):
+        ValueError: unknown parameter(s) exposur
     """
     if isinstance(params, RetouchParams) or (
         isinstance(params, Sequence) and not isinstance(params, (str, bytes, Mapping))
@@ -227,6 +238,13 @@ def white_balance_matrix(temperature: torch.Tensor, tint: torch.Tensor) -> torch
         ``(B, 3, 3)`` matrix ``E``; the white balance is ``lin + E @ lin`` (up to the luminance
         normalisation done by :func:`exposure_white_balance`). ``E`` is exactly 0 at
         ``temperature = tint = 0``, which keeps that case bit-exact.
+
+    Example:
+        >>> e = white_balance_matrix(torch.tensor([0.0, 50.0]), torch.zeros(2))
+        >>> e.shape, bool((e[0] == 0).all())  # exactly 0 at the neutral setting
+        (torch.Size([2, 3, 3]), True)
+        >>> e[1].sum(-1)  # E @ (1, 1, 1) before normalisation: +temperature raises red and lowers blue
+        tensor([ 0.1684, -0.0134, -0.2807])
     """
     dtype = temperature.dtype
 
@@ -258,6 +276,14 @@ def exposure_white_balance(
 
     Returns:
         ``(B, 3, H, W)`` sRGB in ``[0, 1]``; linear values above 1 are clipped.
+
+    Example:
+        >>> grey, zero = torch.full((1, 3, 1, 1), 0.5), torch.zeros(1)
+        >>> exposure_white_balance(grey, torch.ones(1), zero, zero).flatten()  # +1 EV doubles linear light
+        tensor([0.6858, 0.6858, 0.6858])
+        >>> warm = exposure_white_balance(grey, zero, torch.tensor([50.0]), zero)
+        >>> warm.shape, bool(warm[0, 0] > warm[0, 1] > warm[0, 2])  # a bluer assumed scene white: grey turns warm
+        (torch.Size([1, 3, 1, 1]), True)
     """
     lin = rgb_to_linear_rgb(image)
     gain = torch.exp2(exposure)
@@ -287,6 +313,13 @@ def basic_tone_curve(
 
     Returns:
         ``(B, C, H, W)`` in ``[0, 1]``, monotone non-decreasing in ``v`` over the whole range.
+
+    Example:
+        >>> v, zero = torch.linspace(0, 1, 5).view(1, 1, 1, 5), torch.zeros(1)
+        >>> basic_tone_curve(v, zero, zero, zero, zero, torch.tensor([100.0])).flatten()  # S-curve pivoting on 0.5
+        tensor([0.0000, 0.1035, 0.5000, 0.8965, 1.0000])
+        >>> basic_tone_curve(v, zero, zero, torch.tensor([100.0]), zero, zero).flatten()  # shadows lift the dark end
+        tensor([0.0000, 0.4487, 0.5946, 0.7664, 1.0000])
     """
     w, b, s, h, c = (_bc(p) / 100.0 for p in (whites, blacks, shadows, highlights, contrast))
     # Each term is written as "v + delta" so that 0 sliders give v back bit-exactly.
@@ -309,6 +342,15 @@ def basic_tone(image: torch.Tensor, p: Mapping[str, torch.Tensor]) -> torch.Tens
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]``.
+
+    Example:
+        >>> from kornia.color import rgb_to_hsv
+        >>> orange = torch.tensor([0.8, 0.5, 0.2]).view(1, 3, 1, 1)
+        >>> out = basic_tone(orange, as_param_tensors({"contrast": 100.0}, 1, orange.device, orange.dtype))
+        >>> out.shape, out.flatten()  # more contrast stretches the channels apart...
+        (torch.Size([1, 3, 1, 1]), tensor([0.9421, 0.5000, 0.0579]))
+        >>> torch.allclose(rgb_to_hsv(out)[:, 0], rgb_to_hsv(orange)[:, 0])  # ...but the orange stays orange
+        True
     """
     args = (p["whites"], p["blacks"], p["shadows"], p["highlights"], p["contrast"])
     hi = image.amax(1, keepdim=True)
@@ -346,7 +388,16 @@ def clarity(image: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
         image: ``(B, 3, H, W)`` in ``[0, 1]``; amount: ``(B,)`` slider value in [-100, 100].
 
     Returns:
-        ``(B, 3, H, W)`` in ``[0, 1]``. A flat image is returned unchanged.
+        ``(B, 3, H, W)`` in ``[0, 1]``. A flat image is returned unchanged (up to float rounding).
+
+    Example:
+        >>> edge = torch.cat([torch.full((1, 3, 8, 4), 0.4), torch.full((1, 3, 8, 4), 0.6)], -1)
+        >>> out = clarity(edge, torch.tensor([100.0]))
+        >>> out.shape, out[0, 0, 0]  # a soft edge gets a darker and a brighter side: local contrast
+        (torch.Size([1, 3, 8, 8]), tensor([0.4000, 0.3991, 0.3888, 0.3423, 0.6577, 0.6112, 0.6009, 0.6000]))
+        >>> flat = torch.full((1, 3, 8, 8), 0.3)
+        >>> torch.allclose(clarity(flat, torch.tensor([100.0])), flat, atol=1e-6)  # no detail, nothing to amplify
+        True
     """
     h, w = image.shape[-2:]
     sigma = max(1.0, CLARITY_SIGMA_FRACTION * math.sqrt(h * w))
@@ -367,6 +418,10 @@ def gamma(image: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]``. Below 1e-6 the power is replaced by its chord to 0 so
         that the gradient stays finite at black (no 8-bit value lies there).
+
+    Example:
+        >>> gamma(torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1), torch.tensor([1.0])).flatten()  # square root
+        tensor([0.0000, 0.5000, 1.0000])
     """
     e = _bc(torch.exp2(-value))
     v = image.clamp(0.0, 1.0)
@@ -386,6 +441,18 @@ def pchip(knots: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``(B, N)`` curve values. Differentiable w.r.t. ``knots`` and ``t``.
+
+    Example:
+        >>> knots = torch.tensor([[[0.0, 0.0], [0.5, 0.7], [1.0, 1.0]]])  # (B=1, K=3, 2): a brightening curve
+        >>> t = torch.linspace(0, 1, 5).view(1, 5)  # (B=1, N=5)
+        >>> pchip(knots, t)  # through every knot, monotone in between
+        tensor([[0.0000, 0.4100, 0.7000, 0.8900, 1.0000]])
+        >>> padded = torch.cat([knots, knots[:, -1:]], 1)  # a repeated last knot is padding, so rows can share K
+        >>> torch.equal(pchip(padded, t), pchip(knots, t))
+        True
+        >>> line = torch.tensor([[[0.0, 0.2], [1.0, 0.8]]])
+        >>> pchip(line, torch.tensor([[-1.0, 0.5, 2.0]]))  # two knots: a straight line, constant outside
+        tensor([[0.2000, 0.5000, 0.8000]])
     """
     x, y = knots[..., 0], knots[..., 1]
     bsz, k = x.shape
@@ -450,6 +517,12 @@ def tone_curve(image: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]``.
+
+    Example:
+        >>> knots = torch.tensor([[[0.0, 0.0], [0.5, 0.7], [1.0, 1.0]]])
+        >>> out = tone_curve(torch.full((1, 3, 2, 2), 0.5), knots)
+        >>> out.shape, out[0, :, 0, 0]  # mid grey lands on the middle knot in every channel
+        (torch.Size([1, 3, 2, 2]), tensor([0.7000, 0.7000, 0.7000]))
     """
     b = image.shape[0]
     out = pchip(knots, image.reshape(b, -1).clamp(0.0, 1.0))
@@ -464,6 +537,10 @@ def fade(image: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]`` (white stays white, slope at black ``1 - 0.4 * amount / 100``).
+
+    Example:
+        >>> fade(torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1), torch.tensor([100.0])).flatten()  # black -> 0.2
+        tensor([0.2000, 0.5500, 1.0000])
     """
     return image + 0.2 * _bc(amount) / 100.0 * (1.0 - image) ** 2
 
@@ -476,6 +553,13 @@ def lighting(image: torch.Tensor, p: Mapping[str, torch.Tensor]) -> torch.Tensor
 
     Returns:
         ``(B, 3, H, W)`` in ``[0, 1]``.
+
+    Example:
+        >>> grey = torch.full((1, 3, 2, 2), 0.5)
+        >>> p = as_param_tensors(RetouchParams(exposure=1.0, fade=50.0), 1, grey.device, grey.dtype)
+        >>> out = lighting(grey, p)
+        >>> out.shape, out[0, :, 0, 0]  # exposure first, then the fade lifts the result a little
+        (torch.Size([1, 3, 2, 2]), tensor([0.6957, 0.6957, 0.6957]))
     """
     if _active(p["exposure"], p["temperature"], p["tint"]):
         image = exposure_white_balance(image, p["exposure"], p["temperature"], p["tint"])
@@ -502,6 +586,15 @@ def global_colour_lab(lab: torch.Tensor, vibrance: torch.Tensor, saturation: tor
 
     Returns:
         ``(B, 3, H, W)`` Lab; L* and the hue angle are unchanged.
+
+    Example:
+        >>> from kornia.color import rgb_to_lab
+        >>> lab = rgb_to_lab(torch.tensor([0.8, 0.2, 0.2]).view(1, 3, 1, 1))
+        >>> global_colour_lab(lab, torch.zeros(1), torch.tensor([-100.0])).flatten()  # -100: grey, same L*
+        tensor([46.2419,  0.0000,  0.0000])
+        >>> vivid = global_colour_lab(lab, torch.tensor([100.0]), torch.zeros(1))
+        >>> vivid[:, 1:].norm(dim=1) / lab[:, 1:].norm(dim=1)  # already saturated: well below the 2x at C = 0
+        tensor([[[1.2472]]])
     """
     lum, ab = lab[:, :1], lab[:, 1:]
     c2 = (ab * ab).sum(1, keepdim=True)
@@ -520,6 +613,13 @@ def band_weights(hue_deg: torch.Tensor) -> torch.Tensor:
         :data:`retouch_core.language.params.BANDS`. Band ``i`` is 1 at its centre, falls as a raised
         cosine to 0 at the neighbouring centres and is exactly 0 beyond them; the weights are
         C1 in hue, so gradients w.r.t. the image stay continuous.
+
+    Example:
+        >>> w = band_weights(torch.tensor([[[0.0, 45.0, 90.0]]]))  # (B=1, H=1, W=3) hues in degrees
+        >>> w.shape, torch.allclose(w.sum(1), torch.ones(1, 1, 3))  # a partition of unity
+        (torch.Size([1, 8, 1, 3]), True)
+        >>> w[0, :4, 0, 1]  # 45 degrees: halfway between the orange (30) and yellow (60) centres
+        tensor([0.0000, 0.5000, 0.5000, 0.0000])
     """
     centres = torch.tensor(BAND_CENTRES_DEG, device=hue_deg.device, dtype=hue_deg.dtype)
     gap_next = (centres.roll(-1) - centres) % 360.0
@@ -558,6 +658,15 @@ def band_mix(hue_deg: torch.Tensor, sliders: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``(B, 1, H, W)``.
+
+    Example:
+        >>> sliders = torch.arange(8.0).view(1, 8) * 10  # red 0, orange 10, yellow 20, ...
+        >>> band_mix(torch.tensor([[[0.0, 45.0, 90.0]]]), sliders)  # (1, 1, 1, 3)
+        tensor([[[[ 0., 15., 25.]]]])
+        >>> hue = torch.tensor([[[45.0]]])
+        >>> full = (band_weights(hue) * sliders.view(1, 8, 1, 1)).sum(1, keepdim=True)  # the (B, 8, H, W) way
+        >>> torch.allclose(band_mix(hue, sliders), full)
+        True
     """
     return _mix(_band_lookup(hue_deg), sliders, hue_deg.shape)
 
@@ -573,6 +682,20 @@ def specific_colour_lab(
 
     Returns:
         ``(B, 3, H, W)`` Lab. Pixels whose bands all have 0 sliders come back bit-exact.
+
+    Example:
+        >>> import math
+        >>> from kornia.color import rgb_to_hsv, rgb_to_lab
+        >>> image = torch.tensor([[0.8, 0.2], [0.2, 0.8], [0.2, 0.2]]).view(1, 3, 1, 2)  # a red and a green pixel
+        >>> lab, hue_deg = rgb_to_lab(image), rgb_to_hsv(image)[:, 0] * 180 / math.pi
+        >>> hue = torch.zeros(1, 8)
+        >>> hue[0, 0] = 100.0  # the red band only
+        >>> out = specific_colour_lab(lab, hue_deg, hue, torch.zeros(1, 8), torch.zeros(1, 8))
+        >>> angle = lambda t: torch.rad2deg(torch.atan2(t[:, 2], t[:, 1]))
+        >>> out.shape, (angle(out) - angle(lab))[0, 0, 0]  # red turns by nearly the full 30 degrees
+        (torch.Size([1, 3, 1, 2]), tensor(29.7800))
+        >>> torch.equal(out[..., 1], lab[..., 1])  # green is outside the red band: bit-exact
+        True
     """
     lookup = _band_lookup(hue_deg)
     lightness, ab = lab[:, :1], lab[:, 1:]
@@ -620,6 +743,16 @@ def split_toning_lab(
 
     Returns:
         ``(B, 3, H, W)`` Lab.
+
+    Example:
+        >>> from kornia.color import rgb_to_lab
+        >>> lab = rgb_to_lab(torch.tensor([0.1, 0.9]).view(1, 1, 1, 2).expand(1, 3, 1, 2))  # dark and light grey
+        >>> zero = torch.zeros(1)
+        >>> out = split_toning_lab(lab, torch.tensor([240.0]), torch.tensor([30.0]), torch.tensor([100.0]), zero, zero)
+        >>> out[:, 1:].norm(dim=1)  # shadow toning at 100: ~30 units of chroma in the shadows only
+        tensor([[[29.5093,  0.4787]]])
+        >>> torch.equal(out[:, 0], lab[:, 0])  # lightness kept
+        True
     """
     pivot = 0.5 - 0.25 * _bc(balance) / 100.0
     w_high = torch.sigmoid((lab[:, :1] / 100.0 - pivot) / _SPLIT_SOFTNESS)
@@ -639,6 +772,14 @@ def colour(image: torch.Tensor, p: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
     Returns:
         ``(B, 3, H, W)``, not yet clamped (out-of-gamut colours exceed ``[0, 1]``).
+
+    Example:
+        >>> red = torch.tensor([0.8, 0.2, 0.2]).view(1, 3, 1, 1)
+        >>> out = colour(red, as_param_tensors({"saturation": -100.0}, 1, red.device, red.dtype))
+        >>> out.shape, out.flatten()  # no chroma left: grey of the same L*
+        (torch.Size([1, 3, 1, 1]), tensor([0.4295, 0.4295, 0.4295]))
+        >>> torch.equal(colour(red, as_param_tensors({}, 1, red.device, red.dtype)), red)  # all 0: no Lab round trip
+        True
     """
     band_hue = torch.stack([p[f"hue_{b}"] for b in BANDS], 1)
     band_sat = torch.stack([p[f"saturation_{b}"] for b in BANDS], 1)

@@ -32,6 +32,16 @@ def schedule_coefficients(
 
     Returns:
         Two tensors of shape (B, 1, 1, 1) (or (1, 1, 1, 1) for a scalar timestep).
+
+    Example:
+        >>> alphas_cumprod = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)  # DDPM's linear betas
+        >>> signal, sigma = schedule_coefficients(alphas_cumprod, torch.tensor([0, 999]), torch.zeros(2, 4, 8, 8))
+        >>> signal.shape, torch.allclose(signal**2 + sigma**2, torch.ones(()))  # variance preserving
+        (torch.Size([2, 1, 1, 1]), True)
+        >>> sigma.flatten()  # t = 0 is almost clean, t = T - 1 almost pure noise
+        tensor([0.0100, 1.0000])
+        >>> schedule_coefficients(alphas_cumprod, torch.tensor(0), torch.zeros(1, 4, 8, 8, dtype=torch.half))[1]
+        tensor([[[[0.0100]]]], dtype=torch.float16)
     """
     t = torch.as_tensor(timesteps, device=alphas_cumprod.device).long().reshape(-1)
     # Gather in float64: sqrt(1 - ᾱ) near t = 0 loses digits in float16/bfloat16.
@@ -54,6 +64,16 @@ def add_noise(
 
     Returns:
         (B, C, h, w) noised latents.
+
+    Example:
+        >>> alphas_cumprod = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)  # DDPM's linear betas
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> x0, eps = torch.randn(2, 4, 8, 8, generator=noise), torch.randn(2, 4, 8, 8, generator=noise)
+        >>> t = torch.tensor([10, 500])
+        >>> x_t = add_noise(x0, eps, t, alphas_cumprod)
+        >>> signal, sigma = alphas_cumprod[t].sqrt().view(2, 1, 1, 1), (1 - alphas_cumprod[t]).sqrt().view(2, 1, 1, 1)
+        >>> x_t.shape, torch.allclose(x_t, signal * x0 + sigma * eps)
+        (torch.Size([2, 4, 8, 8]), True)
     """
     signal, sigma = schedule_coefficients(alphas_cumprod, timesteps, x0)
     return signal * x0 + sigma * noise
@@ -70,6 +90,22 @@ def training_target(
 
     Returns:
         (B, C, h, w): ``ε``, ``x0`` or ``v``.
+
+    Example:
+        >>> alphas_cumprod = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)  # DDPM's linear betas
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> x0, eps = torch.randn(2, 4, 8, 8, generator=noise), torch.randn(2, 4, 8, 8, generator=noise)
+        >>> t = torch.tensor([10, 500])
+        >>> x_t = add_noise(x0, eps, t, alphas_cumprod)
+        >>> training_target(x0, eps, t, alphas_cumprod, "v_prediction").shape
+        torch.Size([2, 4, 8, 8])
+        >>> for kind in PREDICTION_TYPES:  # a perfect denoiser of any type gives back x0 and the noise
+        ...     target = training_target(x0, eps, t, alphas_cumprod, kind)
+        ...     x0_hat, eps_hat = (f(target, x_t, t, alphas_cumprod, kind) for f in (x0_from_output, eps_from_output))
+        ...     print(kind, torch.allclose(x0_hat, x0, atol=1e-4), torch.allclose(eps_hat, eps, atol=1e-4))
+        epsilon True True
+        sample True True
+        v_prediction True True
     """
     _check_prediction_type(prediction_type)
     if prediction_type == "epsilon":
@@ -93,6 +129,18 @@ def x0_from_output(
 
     Returns:
         (B, C, h, w).
+
+    Example:
+        >>> alphas_cumprod = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)  # DDPM's linear betas
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> x0, eps = torch.randn(2, 4, 8, 8, generator=noise), torch.randn(2, 4, 8, 8, generator=noise)
+        >>> t = torch.tensor([10, 500])
+        >>> x_t = add_noise(x0, eps, t, alphas_cumprod)
+        >>> torch.allclose(x0_from_output(eps, x_t, t, alphas_cumprod), x0, atol=1e-4)  # the true noise
+        True
+        >>> x0_from_output(eps, x_t, t, alphas_cumprod, "flow")
+        Traceback (most recent call last):
+        ValueError: prediction_type must be one of ('epsilon', 'sample', 'v_prediction'), got 'flow'
     """
     _check_prediction_type(prediction_type)
     if prediction_type == "sample":
@@ -107,7 +155,17 @@ def eps_from_output(
     output: torch.Tensor, x_t: torch.Tensor, timesteps: torch.Tensor, alphas_cumprod: torch.Tensor,
     prediction_type: str = "epsilon",
 ) -> torch.Tensor:
-    """Predicted noise from a denoiser output. Shapes as :func:`x0_from_output`."""
+    """Predicted noise from a denoiser output. Shapes as :func:`x0_from_output`.
+
+    Example:
+        >>> alphas_cumprod = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)  # DDPM's linear betas
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> x0, eps = torch.randn(2, 4, 8, 8, generator=noise), torch.randn(2, 4, 8, 8, generator=noise)
+        >>> t = torch.tensor([10, 500])
+        >>> x_t = add_noise(x0, eps, t, alphas_cumprod)
+        >>> torch.allclose(eps_from_output(x0, x_t, t, alphas_cumprod, "sample"), eps, atol=1e-4)  # the true x0
+        True
+    """
     _check_prediction_type(prediction_type)
     if prediction_type == "epsilon":
         return output
@@ -137,5 +195,12 @@ def ip2p_guidance(
 
     Returns:
         (B, C, h, w) guided output.
+
+    Example:
+        >>> uncond, image, full = (torch.full((1, 4, 8, 8), value) for value in (0.0, 1.0, 3.0))
+        >>> torch.equal(ip2p_guidance(uncond, image, full, image_scale=1.0, text_scale=1.0), full)  # no guidance
+        True
+        >>> ip2p_guidance(uncond, image, full, image_scale=1.5, text_scale=7.5).unique()  # 1.5 (1 - 0) + 7.5 (3 - 1)
+        tensor([16.5000])
     """
     return out_uncond + image_scale * (out_image - out_uncond) + text_scale * (out_full - out_image)

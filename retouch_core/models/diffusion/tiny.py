@@ -34,6 +34,14 @@ class TinyTeacherConfig:
             latents, as Stable Diffusion's 0.18215 gives its VAE: with 0.26 the signal is gone early
             in the noise schedule and the x0 estimate at high noise is poor.
         prediction_type: ``"epsilon"`` (SD 1.x, the paper) or ``"v_prediction"``.
+
+    Example:
+        >>> config = TinyTeacherConfig(codec="vae", attention_levels=(), prediction_type="v_prediction")
+        >>> teacher = build_tiny_teacher(config)
+        >>> teacher.unet.config.in_channels, type(teacher.codec).__name__, teacher.prediction_type
+        (8, 'VAECodec', 'v_prediction')
+        >>> teacher.size_multiple  # VAE downscale 2 x one UNet downsampling
+        4
     """
 
     codec: str = "pixel"
@@ -54,7 +62,17 @@ class TinyTeacherConfig:
 
 
 def tiny_scheduler_config(config: TinyTeacherConfig) -> dict:
-    """Stable Diffusion's DDPM schedule (scaled-linear betas) at ``num_train_timesteps``."""
+    """Stable Diffusion's DDPM schedule (scaled-linear betas) at ``num_train_timesteps``.
+
+    Example:
+        >>> from diffusers import DDPMScheduler
+        >>> alphas_cumprod = DDPMScheduler.from_config(tiny_scheduler_config(TinyTeacherConfig())).alphas_cumprod
+        >>> betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2  # "scaled_linear": linear in sqrt(β)
+        >>> alphas_cumprod.shape, torch.allclose(alphas_cumprod, torch.cumprod(1 - betas, 0))
+        (torch.Size([1000]), True)
+        >>> round(alphas_cumprod[-1].item(), 4)  # SD 1.x's: some signal is left at t = T - 1
+        0.0047
+    """
     return {
         "num_train_timesteps": config.num_train_timesteps,
         "beta_start": 0.00085,
@@ -68,7 +86,20 @@ def tiny_scheduler_config(config: TinyTeacherConfig) -> dict:
 
 
 def build_tiny_teacher(config: TinyTeacherConfig | None = None, seed: int = 0) -> InstructPix2PixTeacher:
-    """A random tiny teacher; the same ``(config, seed)`` gives the same weights."""
+    """A random tiny teacher; the same ``(config, seed)`` gives the same weights.
+
+    Example:
+        >>> rng_state = torch.get_rng_state()
+        >>> teacher, again = build_tiny_teacher(seed=0), build_tiny_teacher(seed=0)
+        >>> all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), again.state_dict().values()))
+        True
+        >>> torch.equal(torch.get_rng_state(), rng_state)  # the caller's random stream is left alone
+        True
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> photo = torch.rand(1, 3, 16, 16, generator=noise)
+        >>> teacher.sample(photo, ["warmer"], steps=2, generator=noise).shape  # random weights: no edit yet
+        torch.Size([1, 3, 16, 16])
+    """
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 

@@ -75,6 +75,14 @@ class LiteConfig:
             which a 4x4-pooled CNN feature can only approximate.
         auto_contrast: weight of the classical auto-contrast grid in auto mode (module docstring);
             0 leaves auto mode to the network.
+
+    Example:
+        >>> config = LiteConfig(input_size=64, grid_size=4)  # tiny: a 64 px copy, 4x4 grid cells
+        >>> LiteConfig.from_json(config.to_json()) == config
+        True
+        >>> LiteConfig.from_json('{"input_size": 64, "grid_size": 16}')  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: lite config: input_size must be a multiple of 16 and grid_size = input_size / 16 ...
     """
 
     input_size: int = 256
@@ -123,7 +131,17 @@ class LiteConfig:
 
 
 class FiLMConv(nn.Module):
-    """3x3 conv, FiLM by the instruction embedding, ReLU: (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
+    """3x3 conv, FiLM by the instruction embedding, ReLU: (B, C_in, H, W) -> (B, C_out, H/s, W/s).
+
+    Example:
+        >>> layer = FiLMConv(3, 8, cond=5, stride=2)
+        >>> x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> out = layer(x, torch.ones(2, 5))
+        >>> out.shape
+        torch.Size([2, 8, 8, 8])
+        >>> torch.equal(out, F.relu(layer.conv(x)))  # zero-initialised FiLM: training starts from a plain conv
+        True
+    """
 
     def __init__(self, c_in: int, c_out: int, cond: int, stride: int = 1):
         super().__init__()
@@ -165,6 +183,16 @@ class LiteGridNet(nn.Module):
 
     forward(image (B, 3, S, S), cond (B, C)) -> grid (B, 12, D, G, G), S = input_size,
     G = grid_size = S / 16.
+
+    Example:
+        >>> config = LiteConfig(input_size=64, grid_size=4, grid_depth=2)
+        >>> net = LiteGridNet(config)
+        >>> image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> grid = net(image, torch.zeros(2, config.layout.size))
+        >>> grid.shape
+        torch.Size([2, 12, 2, 4, 4])
+        >>> torch.equal(grid, identity_grid(2, 2, 4, 4))  # zero head: an untrained network leaves photos unchanged
+        True
     """
 
     def __init__(self, config: LiteConfig):
@@ -209,12 +237,39 @@ class LiteGridNet(nn.Module):
 
 
 def square_copy(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, size, size), antialiased (aspect is not kept, as in HDRNet)."""
+    """(B, 3, H, W) -> (B, 3, size, size), antialiased (aspect is not kept, as in HDRNet).
+
+    Example:
+        >>> square_copy(torch.rand(2, 3, 30, 50, generator=torch.Generator().manual_seed(0)), 16).shape
+        torch.Size([2, 3, 16, 16])
+        >>> torch.allclose(square_copy(torch.full((1, 3, 30, 50), 0.25), 16), torch.tensor(0.25))  # no ringing
+        True
+    """
     return resize(image, (size, size))
 
 
 class LiteRetouchModel(RetouchModel, nn.Module):
-    """Trainable lite model: network + guide, with save/load as one safetensors file."""
+    """Trainable lite model: network + guide, with save/load as one safetensors file.
+
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.language.matcher import parse_instruction
+        >>> model = LiteRetouchModel(LiteConfig(input_size=64, grid_size=4))
+        >>> photos = torch.rand(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+        >>> grids = model.predict_grids(photos, [parse_instruction(""), parse_instruction("warmer")])
+        >>> grids.shape, torch.equal(grids, identity_grid(2, 8, 4, 4))  # untrained: identity for any instruction
+        (torch.Size([2, 12, 8, 4, 4]), True)
+        >>> from retouch_core.models.predictors.obedience import proxy_statistics
+        >>> photo = photos[:1]
+        >>> warmer = model(photo, "warmer")  # obey() still makes the untrained network follow the instruction
+        >>> warmer.shape, bool(proxy_statistics(warmer)["b_mean"] > proxy_statistics(photo)["b_mean"])  # yellower
+        (torch.Size([1, 3, 48, 64]), True)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     model.save(Path(folder) / "lite.safetensors", {"trained_on": "nothing"})
+        ...     loaded = LiteRetouchModel.load(Path(folder) / "lite.safetensors")
+        >>> loaded.config == model.config, loaded.metadata
+        (True, {'trained_on': 'nothing'})
+    """
 
     name = "lite"
 
