@@ -322,8 +322,8 @@ def test_cpu_kernel_cache_is_in_user_cache_dir_and_pack_folder_may_be_read_only(
         env = {**os.environ, "PYTHONPATH": str(folder), "XDG_CACHE_HOME": str(cache_home),
                "PYTHONDONTWRITEBYTECODE": "1"}
         env.pop("NUMBA_CACHE_DIR", None)
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900, check=False,
-                                cwd=tmp_path)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900,
+                                check=False, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         imported, hits, path = result.stdout.split()[-3:]
         assert Path(imported).parent == folder / "retouch_core"  # the copy, not the repository

@@ -236,7 +236,8 @@ def json_config(config) -> dict:
 
     Example:
         >>> from types import MappingProxyType
-        >>> json_config(MappingProxyType({"block_out_channels": (32, 64), "act_fn": "silu"}))  # read-only, as a FrozenDict
+        >>> frozen = MappingProxyType({"block_out_channels": (32, 64), "act_fn": "silu"})  # read-only, as a FrozenDict
+        >>> json_config(frozen)
         {'block_out_channels': [32, 64], 'act_fn': 'silu'}
     """
     return json.loads(json.dumps(dict(config), default=list))
