@@ -70,14 +70,19 @@ def write_tiny_clip(models_dir: Path) -> None:
     (folder / CONFIG_NAME).write_text(json.dumps(scorer.config))
 
 
+def comfy_base_dir(base: Path) -> Path:
+    """``base`` laid out as a ComfyUI base directory with this pack linked into custom_nodes."""
+    for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
+        (base / sub).mkdir()
+    (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+    return base
+
+
 def live_object_info(comfy_dir: Path) -> dict:
     """/object_info of a ComfyUI started with the pack installed (and stopped again)."""
     h = harness()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
-            (base / sub).mkdir()
-        (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+        base = comfy_base_dir(Path(tmp))
         server = h.ComfyServer(comfy_dir, base, comfy_python(), h.free_loopback_port(), [], False)
         server.start(180)
         try:
@@ -140,10 +145,7 @@ def first_prompt(comfy_dir: Path, size: str, warm_runs: int = 3) -> dict:
     workflow = json.loads((ROOT / "workflows" / "api" / "instruction_retouch.json").read_text())
     instructions = ["warmer, lift the shadows", "cooler and brighter", "more contrast", "a bit darker"]
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        for sub in ("custom_nodes", "input", "output", "temp", "user", "models"):
-            (base / sub).mkdir()
-        (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+        base = comfy_base_dir(Path(tmp))
         Image.fromarray(synthetic_photo(*SIZES[size])).save(base / "input" / "example.png")
         # The kernel cache as after any earlier run (an install compiles it once, about 28 s).
         subprocess.run([comfy_python(), "-c", "from retouch_core.engine.slicing import _cpu_kernel; _cpu_kernel()"],
