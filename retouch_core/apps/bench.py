@@ -1,7 +1,7 @@
 """Benchmark slice-and-apply against a plain copy and the cheapest global colour operations.
 
     python -m retouch_core.apps.bench [--sizes 720p 1080p 1440p 4K 8K] [--repeats 5] [--device cpu]
-                                      [--first-call 4K] [--json out.json]
+                                      [--threads 1 2] [--first-call 4K] [--json out.json]
 
 For each resolution it times, on the same random image (noise is the worst case of the CPU
 kernel: every block of pixels reaches every depth node of the grid), the median of
@@ -28,6 +28,8 @@ kernel: every block of pixels reaches every depth node of the grid), the median 
 and the peak memory used on top of the inputs while ``slice`` runs (Linux: the process's
 resident high-water mark, reset before the call), as MB and as a multiple of the image tensor.
 On CUDA every timing is synchronised (``torch.cuda.synchronize``) before the clock stops.
+``--threads 1 2`` runs the table once per torch thread count: torch's copy and the CPU kernel
+both run on that many threads, so the rows show which of them the extra cores speed up.
 
 ``--first-call SIZE`` times, in fresh processes, the first edit (default model: prediction
 plus slice) of a process against a warm one: with a cold kernel cache (the first run after
@@ -315,6 +317,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--model", help="also time this retouch model end to end (e.g. default)")
     parser.add_argument("--instruction", default="warmer, lift the shadows", help="instruction for --model")
+    parser.add_argument("--threads", type=int, nargs="+", metavar="N",
+                        help="run the table once per torch thread count N (the slice and the copy both use it; "
+                             "default: torch's current count)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     model = None
@@ -322,11 +327,20 @@ def main(argv=None) -> int:
         from ..models import load_retouch_model
 
         model = load_retouch_model(args.model)
+    if args.threads and min(args.threads) < 1:
+        parser.error("--threads takes counts >= 1")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {sys.platform}, device {device}", flush=True)
     results = {}
-    for name in args.sizes:
-        results[name] = bench_size(name, args.repeats, not args.no_reference, device, model, args.instruction)
-        print(f"{name}: done", file=sys.stderr, flush=True)
+    before = torch.get_num_threads()
+    try:
+        for name in args.sizes:
+            for threads in dict.fromkeys(args.threads or [before]):
+                torch.set_num_threads(threads)
+                label = f"{name}, {threads} thread{'s' * (threads > 1)}" if args.threads else name
+                results[label] = bench_size(name, args.repeats, not args.no_reference, device, model, args.instruction)
+                print(f"{label}: done", file=sys.stderr, flush=True)
+    finally:
+        torch.set_num_threads(before)
     if results:
         print(format_table(results))
     if args.first_call:
