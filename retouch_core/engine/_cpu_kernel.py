@@ -8,7 +8,7 @@ cannot be vectorised, so each block of up to :data:`BLOCK` pixels that share the
 blended with every depth node its guide values reach, weighted by the node's tent function
 (zero for the others). On a photo a block reaches 2-3 of the 8 nodes; on noise all of them,
 which is the worst case. The learned guide's monotone curves are evaluated the same way, as a
-sum of clamped ramps instead of a table lookup. Every value is float32 (a float64 temporary
+sum of hinges instead of a table lookup. Every value is float32 (a float64 temporary
 would halve the throughput), and the image stays planar, as torch holds it: converting to
 channels-last would cost a copy. Numba ships its own LLVM in the wheel, so this needs no
 compiler on the user's machine. Same coordinate convention as :mod:`retouch_core.engine.grid`; every grid axis must have at least 2
@@ -172,10 +172,12 @@ def _blend_block(left, right, coord, x_frac, red, green, blue, out0, out1, out2)
 def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z, scratch):
     """HDRNet guide of one row into ``z``: colour mix, monotone piecewise-linear curves, 1x1 mix.
 
-    A curve with ``K`` equal pieces of slopes ``s_k`` is ``sum_k s_k clamp(v - k/K, 0, 1/K)``:
-    the same values as a table lookup, in branch-free vector code. Four pieces share one pass
-    over the row: a pass per piece spent more time loading and storing ``z`` than computing.
-    (Folding the ``- k/K`` into the bias would save an operation but lose float32 precision.)
+    A curve with ``K`` equal pieces of slopes ``s_k`` on ``v`` in [0, 1] is a sum of hinges,
+    ``sum_k (s_k - s_{k-1}) max(v - k/K, 0)`` (``s_{-1} = 0``): the same values as a table
+    lookup, in branch-free vector code, and one operation a piece fewer than clamped ramps (the
+    upper clamp is not needed because ``v <= 1``). Four pieces share one pass over the row: a
+    pass per piece spent more time loading and storing ``z`` than computing. (Folding the
+    ``- k/K`` into the bias would save another operation but lose float32 precision.)
     """
     knots = slopes.shape[1]
     piece = F32(1) / F32(knots)
@@ -183,25 +185,30 @@ def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z
     width = z.shape[0]
     for x in range(width):
         z[x] = mix_bias
+    bends = np.empty(knots, np.float32)
     for c in range(3):
         c0, c1, c2, cb = ccm[c, 0], ccm[c, 1], ccm[c, 2], ccm_bias[c]
         for x in range(width):
             scratch[x] = min(max(c0 * red[x] + c1 * green[x] + c2 * blue[x] + cb, zero), F32(1))
-        s = mix[c] * slopes[c]
+        previous = zero
+        for k in range(knots):
+            slope = mix[c] * slopes[c, k]
+            bends[k] = slope - previous
+            previous = slope
         k = 0
         while k + 4 <= knots:
             a0 = F32(k) * piece
             a1, a2, a3 = a0 + piece, a0 + F32(2) * piece, a0 + F32(3) * piece
-            s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
+            d0, d1, d2, d3 = bends[k], bends[k + 1], bends[k + 2], bends[k + 3]
             for x in range(width):
                 v = scratch[x]
-                z[x] += (s0 * min(max(v - a0, zero), piece) + s1 * min(max(v - a1, zero), piece)
-                         + s2 * min(max(v - a2, zero), piece) + s3 * min(max(v - a3, zero), piece))
+                z[x] += (d0 * max(v - a0, zero) + d1 * max(v - a1, zero)
+                         + d2 * max(v - a2, zero) + d3 * max(v - a3, zero))
             k += 4
         for rest in range(k, knots):
             start = F32(rest) * piece
             for x in range(width):
-                z[x] += s[rest] * min(max(scratch[x] - start, zero), piece)
+                z[x] += bends[rest] * max(scratch[x] - start, zero)
 
 
 @nb.njit(fastmath={"reassoc"})
