@@ -34,7 +34,8 @@ both run on that many threads, so the rows show which of them the extra cores sp
 ``--first-call SIZE`` times, in fresh processes, the first edit (default model: prediction
 plus slice) of a process against a warm one: with a cold kernel cache (the first run after
 installing), with the cache but loading the kernel on first use, and with the cache and the
-background load that the CLI and the ComfyUI pack start when they start (:func:`~retouch_core.engine.slicing.load_cpu_kernel_in_background`).
+background load that the CLI and the ComfyUI pack start when they start
+(:func:`~retouch_core.engine.slicing.load_cpu_kernel_in_background`).
 
 With ``--model NAME`` it also times the whole model end to end (low-resolution prediction
 plus full-resolution slice) with ``--instruction``, as ms and as a multiple of the copy.
@@ -210,7 +211,8 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
         if model is not None:
             row["model_ms"] = ms(lambda: model(image_d, instruction))
         if reference:
-            row["reference_ms"] = ms(lambda: slice_and_apply(image_d, grid_d, backend="grid_sample"), max(1, repeats // 2))
+            runs = max(1, repeats // 2)
+            row["reference_ms"] = ms(lambda: slice_and_apply(image_d, grid_d, backend="grid_sample"), runs)
     extra = measure_memory(size) if device.type == "cpu" else None
     image_bytes = image.numel() * image.element_size()
     row["image_mb"] = image_bytes / 2**20

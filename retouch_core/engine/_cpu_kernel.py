@@ -11,8 +11,9 @@ which is the worst case. The learned guide's monotone curves are evaluated the s
 sum of hinges instead of a table lookup. Every value is float32 (a float64 temporary
 would halve the throughput), and the image stays planar, as torch holds it: converting to
 channels-last would cost a copy. Numba ships its own LLVM in the wheel, so this needs no
-compiler on the user's machine. Same coordinate convention as :mod:`retouch_core.engine.grid`; every grid axis must have at least 2
-cells (the caller replicates size-1 axes, which changes nothing).
+compiler on the user's machine. Same coordinate convention as :mod:`retouch_core.engine.grid`;
+every grid axis must have at least 2 cells (the caller replicates size-1 axes, which changes
+nothing).
 
 The kernel is compiled for its one signature when this module is imported, and cached in
 the user's cache directory (:func:`cache_dir`), never next to this file: a pack installed in
