@@ -24,9 +24,9 @@ Grammar, in the order it is applied:
    ("lift the shadows a bit", "shadows up", "brighter, but not too much").
 
 Kelvin: white-balance temperatures follow Lightroom semantics relative to an as-shot
-illuminant of 6500 K (:data:`~.params.AS_SHOT_KELVIN`): ``temperature = 1e6/6500 - 1e6/K`` (a mired difference, which is the unit
-of the ``temperature`` field). Setting a *lower* Kelvin value therefore gives a *negative*
-temperature, i.e. a cooler picture (5200 K -> -38.46).
+illuminant of 6500 K (:data:`~.params.AS_SHOT_KELVIN`): ``temperature = 1e6/6500 - 1e6/K`` (a
+mired difference, which is the unit of the ``temperature`` field). Setting a *lower* Kelvin value
+therefore gives a *negative* temperature, i.e. a cooler picture (5200 K -> -38.46).
 """
 
 from __future__ import annotations
@@ -114,6 +114,12 @@ class Plan:
         """Attribute recipes summed (:func:`recipe_to_params`), then explicit params on top.
 
         An explicit number overrides the recipe value of the same parameter: the user named it.
+
+        Example:
+            >>> parse_instruction("darker").to_params()  # the recipe of brightness -1
+            {'exposure': -0.6}
+            >>> parse_instruction("darker, exposure -0.2").to_params()  # the explicit number wins
+            {'exposure': -0.2}
         """
         params = recipe_to_params(self.attributes, bank)
         params.update(self.params)
@@ -123,6 +129,15 @@ class Plan:
         """Multi-line summary for display (ComfyUI STRING output).
 
         ``bank`` (default: :func:`default_bank`) only names the opposite pole of negative values.
+
+        Example:
+            >>> print(parse_instruction("slightly darker, contrast +15").describe())
+            mode: style
+            instruction: slightly darker, contrast +15
+            attributes (1.0 = full strength):
+              brightness  -0.40  (= darkness 0.40)
+            explicit parameters:
+              contrast  +15.0
         """
         bank = default_bank() if bank is None else bank
         lines = [f"mode: {self.mode}" + (" (the model chooses the edit)" if self.mode == "auto" else "")]
@@ -849,6 +864,13 @@ def parse_instruction(text: str, bank: AttributeBank | None = None) -> Plan:
         >>> plan = parse_instruction("warmer, exposure +0.5")
         >>> plan.mode, plan.attributes, plan.params
         ('style', {'warmth': 1.0}, {'exposure': 0.5})
+        >>> [parse_instruction(t).attributes for t in ("slightly darker", "not too bright", "lift the shadows a bit")]
+        [{'brightness': -0.4}, {'brightness': -0.3}, {'shadows_lift': 0.4}]
+        >>> parse_instruction("more contrast and warmth").confidences  # warmth borrows "more": less certain
+        {'contrast': 1.0, 'warmth': 0.8}
+        >>> plan = parse_instruction("add a hat")  # a content edit: reported, and the model decides
+        >>> plan.mode, plan.notes[0]
+        ('auto', "unsupported content edit: 'add a hat' (this tool only edits colour and tone)")
     """
     text = "" if text is None else str(text)
     if not text.strip():
