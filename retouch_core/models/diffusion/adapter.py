@@ -42,6 +42,17 @@ class AdapterConfig:
         latent_channels: C of ``x̂`` and the image latent.
         guide_knots: segments K of the guide's per-channel curves.
         init_std: std of the output layers' initial weights ("near zero": starts at identity).
+
+    Example:
+        >>> config = AdapterConfig(grid_depth=4, guide_knots=8)
+        >>> config.guide_size  # colour mix 9 + bias 3, 3 curves of K slopes, 1x1 mix 3 + bias 1: 16 + 3 K
+        40
+        >>> config.feature_blocks, config.feature_channels  # the widths are read from the UNet
+        (('mid', 'up0', 'up1'), ())
+        >>> BilateralAdapter(config)
+        Traceback (most recent call last):
+        ValueError: feature_channels must list one width per feature block;
+        build the config with adapter_config_for_unet(unet)
     """
 
     grid_depth: int = 8
@@ -61,7 +72,16 @@ class AdapterConfig:
 
 
 def unet_block_channels(unet_config, name: str) -> int:
-    """Output channels of UNet block ``name`` (``"mid"``, ``"up<i>"``, ``"down<i>"``)."""
+    """Output channels of UNet block ``name`` (``"mid"``, ``"up<i>"``, ``"down<i>"``).
+
+    Example:
+        >>> config = {"block_out_channels": [32, 64, 128]}  # a UNet's config (object or dict)
+        >>> [unet_block_channels(config, name) for name in ("down0", "down2", "mid", "up0", "up2")]
+        [32, 128, 128, 128, 32]
+        >>> unet_block_channels(config, "up3")  # up blocks count from the lowest resolution
+        Traceback (most recent call last):
+        ValueError: unknown UNet block 'up3' for 3 levels (use 'mid', 'up<i>', 'down<i>')
+    """
     widths = list(unet_config.block_out_channels if hasattr(unet_config, "block_out_channels")
                   else unet_config["block_out_channels"])
     if name == "mid":
@@ -74,7 +94,15 @@ def unet_block_channels(unet_config, name: str) -> int:
 
 
 def adapter_config_for_unet(unet, config: AdapterConfig | None = None, **overrides) -> AdapterConfig:
-    """``config`` with ``feature_channels`` and ``latent_channels`` read from ``unet``'s config."""
+    """``config`` with ``feature_channels`` and ``latent_channels`` read from ``unet``'s config.
+
+    Example:
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> unet = build_tiny_teacher().unet  # widths (32, 64), 4 latent channels
+        >>> config = adapter_config_for_unet(unet, AdapterConfig(width=16), feature_blocks=("mid", "up1", "down0"))
+        >>> config.feature_channels, config.latent_channels, config.width
+        ((64, 32, 32), 4, 16)
+    """
     base = config or AdapterConfig()
     values = {**base.__dict__, **overrides}
     blocks = tuple(values["feature_blocks"])
@@ -98,6 +126,21 @@ def capture_features(unet, names: Sequence[str]) -> Iterator[dict[str, torch.Ten
 
     Yields a dict filled by forward hooks: name -> (B, C_i, h_i, w_i). The hooks are removed on
     exit, so the UNet carries no state afterwards.
+
+    Example:
+        >>> from retouch_core.models.diffusion.teacher import denoise
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> teacher = build_tiny_teacher()  # UNet widths (32, 64): one downsampling
+        >>> x_t = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> call = (teacher.unet, x_t, torch.tensor([500]), torch.zeros_like(x_t), teacher.text(["warmer"]))
+        >>> with capture_features(teacher.unet, ("mid", "up1", "down0")) as features:
+        ...     output = denoise(*call)
+        >>> {name: tuple(f.shape) for name, f in features.items()}  # in the order the blocks ran
+        {'down0': (1, 32, 8, 8), 'mid': (1, 64, 8, 8), 'up1': (1, 32, 16, 16)}
+        >>> torch.equal(output, denoise(*call))  # the same output as without hooks
+        True
+        >>> len(teacher.unet.mid_block._forward_hooks)  # and no hook is left
+        0
     """
     store: dict[str, torch.Tensor] = {}
 
@@ -131,7 +174,26 @@ class _ResBlock(nn.Module):
 
 
 class BilateralAdapter(nn.Module):
-    """Light head predicting a grid and guide from generator features (see module docstring)."""
+    """Light head predicting a grid and guide from generator features (see module docstring).
+
+    Example:
+        >>> from retouch_core.engine.grid import identity_grid
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> config = AdapterConfig(grid_depth=2, grid_height=4, grid_width=6, width=16, num_blocks=1,
+        ...                        feature_blocks=("mid",), feature_channels=(64,), init_std=0.0)
+        >>> adapter = BilateralAdapter(config)  # init_std=0: output layers exactly zero
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> features = [torch.randn(2, 64, 8, 8, generator=noise)]  # one map per feature block, any size
+        >>> x0, image_latent = torch.randn(2, 4, 16, 16, generator=noise), torch.randn(2, 4, 16, 16, generator=noise)
+        >>> grid, guide = adapter(features, x0, image_latent)
+        >>> grid.shape, guide.batch, guide.knots  # (B, 12, D, H_g, W_g)
+        (torch.Size([2, 12, 2, 4, 6]), 2, 16)
+        >>> torch.equal(grid, identity_grid(2, 2, 4, 6))  # identity + a zero head
+        True
+        >>> image = torch.rand(2, 3, 32, 48, generator=noise)
+        >>> torch.allclose(slice_and_apply(image, grid, guide), image, atol=1e-5)  # an untrained adapter: no edit
+        True
+    """
 
     def __init__(self, config: AdapterConfig):
         super().__init__()
@@ -184,6 +246,18 @@ def guide_from_vector(vector: torch.Tensor, knots: int) -> GuideParams:
     """(B, 16 + 3K) offsets from the luminance guide -> batch-B :class:`GuideParams`.
 
     Slopes go through a softplus centred on 1, so every output is a valid monotone guide.
+
+    Example:
+        >>> from retouch_core.engine.guide import GuideParams
+        >>> guide = guide_from_vector(torch.zeros(2, 16 + 3 * 4), knots=4)  # zero offsets
+        >>> guide.batch, guide.slopes.shape
+        (2, torch.Size([2, 3, 4]))
+        >>> all(torch.allclose(a, b) for a, b in zip(guide.tensors(), GuideParams.identity(2, knots=4).tensors()))
+        True
+        >>> steep = guide_from_vector(torch.full((1, 16 + 3 * 4), -30.0), knots=4)  # far below: still monotone
+        >>> steep.check()  # no error: finite, non-negative slopes
+        >>> bool((steep.slopes > 0).all())
+        True
     """
     b = vector.shape[0]
     ccm, bias, slopes, mix, mix_bias = torch.split(vector, [9, 3, 3 * knots, 3, 1], dim=1)

@@ -21,17 +21,24 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ...engine.retouch_grid import RetouchGrid
 from ...engine.guide import GuideParams
 from ...engine.resize import resize
-from ...language.matcher import Plan
-from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features
-from ..base import RetouchModel, low_res_copy
-from .codec import DECODER_PREFIXES, LatentCodec
+from ...engine.retouch_grid import RetouchGrid
 from ...formats.model_files import (
-    check_bounds, check_shapes, load_strict, parse_config, prefixed, read_metadata, read_model_file, unprefixed,
+    check_bounds,
+    check_shapes,
+    load_strict,
+    parse_config,
+    prefixed,
+    read_metadata,
+    read_model_file,
+    unprefixed,
     write_model_file,
 )
+from ...language.matcher import Plan
+from ..base import RetouchModel, low_res_copy
+from .adapter import AdapterConfig, BilateralAdapter, adapter_config_for_unet, capture_features
+from .codec import DECODER_PREFIXES, LatentCodec
 from .student import OneStepGenerator
 from .teacher import InstructPix2PixTeacher, teacher_from_config
 from .text_encoder import TextConditioner, tokenizer_from_files, tokenizer_to_files
@@ -55,6 +62,18 @@ class StudentConfig:
         timestep: the generator's fixed step ``t_max`` (None: ``T - 1``).
         noise_seed: seed of the generator's input noise at inference (reproducible grids).
         adapter: adapter hyper-parameters.
+
+    Example:
+        >>> from dataclasses import asdict
+        >>> config = StudentConfig(256, adapter=AdapterConfig(feature_blocks=("mid",), feature_channels=(8,)))
+        >>> StudentConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config  # through a file's JSON
+        True
+        >>> StudentConfig.from_dict({"resolution": 8}, "student.safetensors")
+        Traceback (most recent call last):
+        ValueError: student.safetensors: resolution must be an integer from 16 to 2048, got 8
+        >>> StudentConfig.from_dict({"adapter": {"grid_depth": 1000}}, "student.safetensors")
+        Traceback (most recent call last):
+        ValueError: student.safetensors (adapter): grid_depth must be an integer from 1 to 64, got 1000
     """
 
     resolution: int = 512
@@ -86,7 +105,21 @@ class StudentConfig:
 
 
 class StudentOutput(NamedTuple):
-    """x0: (B, C, h, w) predicted latent; grid: (B, 12, D, H_g, W_g) or None; guide: GuideParams or None."""
+    """x0: (B, C, h, w) predicted latent; grid: (B, 12, D, H_g, W_g) or None; guide: GuideParams or None.
+
+    Example:
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+        >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+        >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+        >>> x0, grid, guide = net.predict(image, ["make it warmer"])
+        >>> x0.shape, grid.shape, guide.batch
+        (torch.Size([1, 4, 8, 12]), torch.Size([1, 12, 4, 4, 6]), 1)
+        >>> stage1 = net.predict(image, ["make it warmer"], with_grid=False)  # stage 1 trains the latent only
+        >>> stage1.grid, stage1.guide, torch.equal(stage1.x0, x0)
+        (None, None, True)
+    """
 
     x0: torch.Tensor
     grid: torch.Tensor | None
@@ -103,6 +136,23 @@ class BilateralStudentNet(nn.Module):
         config: inference settings.
         scheduler_config: the teacher's DDPM config (kept for export).
         condition_scaled: whether image-condition latents are scaled (teacher convention).
+
+    Example:
+        >>> from retouch_core.engine.slicing import slice_and_apply
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1, init_std=0.0)
+        >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+        >>> net.config.adapter.feature_channels, net.size_multiple  # widths of mid, up0, up1 read from the UNet
+        ((64, 64, 32), 4)
+        >>> net.codec is teacher.codec, net.text is teacher.text, net.generator.unet is teacher.unet  # the UNet: a copy
+        (True, True, False)
+        >>> image = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+        >>> out = net.predict(image, ["make it warmer", ""])
+        >>> out.x0.shape, out.grid.shape, out.guide.batch  # (B, C, h, w), (B, 12, D, H_g, W_g)
+        (torch.Size([2, 4, 8, 12]), torch.Size([2, 12, 4, 4, 6]), 2)
+        >>> torch.allclose(slice_and_apply(image, out.grid, out.guide), image, atol=1e-5)  # untrained adapter: no edit
+        True
     """
 
     def __init__(self, codec: LatentCodec, text: TextConditioner, generator: OneStepGenerator,
@@ -115,7 +165,8 @@ class BilateralStudentNet(nn.Module):
         self.condition_scaled = condition_scaled
 
     @classmethod
-    def from_teacher(cls, teacher: InstructPix2PixTeacher, config: StudentConfig | None = None) -> "BilateralStudentNet":
+    def from_teacher(cls, teacher: InstructPix2PixTeacher,
+                     config: StudentConfig | None = None) -> "BilateralStudentNet":
         """Generator initialised from the teacher's UNet; codec and text shared with the teacher."""
         config = config or StudentConfig()
         adapter_cfg = adapter_config_for_unet(teacher.unet, config.adapter)
@@ -129,11 +180,35 @@ class BilateralStudentNet(nn.Module):
         return self.codec.downscale * 2 ** (len(self.generator.unet.config.block_out_channels) - 1)
 
     def image_condition(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, h, w) low-res input in [0, 1] -> (B, C, h / f, w / f) condition latent."""
+        """(B, 3, h, w) low-res input in [0, 1] -> (B, C, h / f, w / f) condition latent.
+
+        Example:
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+            >>> condition = net.image_condition(image)
+            >>> condition.shape, torch.equal(condition, teacher.image_condition(image))  # the teacher's convention
+            (torch.Size([1, 4, 8, 12]), True)
+        """
         return self.codec.encode(image, scaled=self.condition_scaled)
 
     def inference_noise(self, like: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) standard normal noise from ``config.noise_seed`` (same for every call)."""
+        """(B, C, h, w) standard normal noise from ``config.noise_seed`` (same for every call).
+
+        Example:
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> latent = torch.zeros(2, 4, 8, 12)
+            >>> noise = net.inference_noise(latent)
+            >>> noise.shape, torch.equal(noise, net.inference_noise(latent))  # reproducible grids
+            (torch.Size([2, 4, 8, 12]), True)
+            >>> torch.equal(noise, torch.randn(2, 4, 8, 12, generator=torch.Generator().manual_seed(0)))  # noise_seed 0
+            True
+        """
         generator = torch.Generator().manual_seed(self.config.noise_seed)
         return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like)
 
@@ -147,6 +222,21 @@ class BilateralStudentNet(nn.Module):
 
         Returns:
             :class:`StudentOutput`.
+
+        Example:
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> noise = torch.Generator().manual_seed(0)
+            >>> z, image_latent = torch.randn(2, 4, 8, 8, generator=noise), torch.rand(2, 4, 8, 8, generator=noise)
+            >>> text_emb = net.text(["make it warmer", "brighter"])
+            >>> with torch.no_grad():
+            ...     stage1, stage2 = net(z, image_latent, text_emb, with_grid=False), net(z, image_latent, text_emb)
+            >>> stage1.grid is None, stage2.grid.shape
+            (True, torch.Size([2, 12, 4, 4, 6]))
+            >>> torch.equal(stage1.x0, stage2.x0)  # reading the features does not change the generator step
+            True
         """
         if not with_grid:
             return StudentOutput(self.generator(noise, image_latent, text_emb), None, None)
@@ -179,7 +269,25 @@ class BilateralStudentNet(nn.Module):
         }
 
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32, label: str = "") -> Path:
-        """Export as one safetensors file (see module docstring). ``dtype``: stored float dtype."""
+        """Export as one safetensors file (see module docstring). ``dtype``: stored float dtype.
+
+        Example:
+            >>> import tempfile
+            >>> from retouch_core.formats.model_files import read_model_file
+            >>> from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_teacher
+            >>> teacher = build_tiny_teacher(TinyTeacherConfig(codec="vae"))
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     path = net.save(Path(folder) / "student.safetensors", dtype=torch.half, label="warm v1")
+            ...     tensors, metadata = read_model_file(path)
+            >>> path.name, metadata["format"], metadata["label"], tensors["adapter.stem.weight"].dtype
+            ('student.safetensors', 'instantretouch-student', 'warm v1', torch.float16)
+            >>> sorted({name.split(".")[0] for name in tensors})
+            ['adapter', 'codec', 'text_encoder', 'unet']
+            >>> any(name.startswith("codec.vae.decoder.") for name in tensors)  # inference never decodes
+            False
+        """
         tensors = {
             **prefixed(self.generator.unet.state_dict(), "unet."),
             **prefixed(self.codec.inference_state_dict(), "codec."),
@@ -207,6 +315,22 @@ class BilateralStudentNet(nn.Module):
 
         Raises:
             ValueError: not a student file, or a damaged one; the message names the file.
+
+        Example:
+            >>> import tempfile
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     loaded = BilateralStudentNet.load(net.save(Path(folder) / "student.safetensors"))
+            ...     teacher_file = teacher.save_single_file(Path(folder) / "teacher.safetensors")
+            ...     BilateralStudentNet.load(teacher_file)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ValueError: .../teacher.safetensors is not an InstantRetouch student file (format 'instantretouch-teacher')
+            >>> loaded.training, torch.equal(loaded.predict(image, ["warm"]).grid, net.predict(image, ["warm"]).grid)
+            (False, True)
         """
         tensors, metadata = read_model_file(path)
         if metadata.get("format") != STUDENT_FORMAT:
@@ -248,7 +372,20 @@ class BilateralStudentNet(nn.Module):
 
 
 def is_student_file(path: str | Path) -> bool:
-    """True when ``path`` is a safetensors file written by :meth:`BilateralStudentNet.save`."""
+    """True when ``path`` is a safetensors file written by :meth:`BilateralStudentNet.save`.
+
+    Example:
+        >>> import tempfile
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+        >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     student = net.save(Path(folder) / "student.safetensors")
+        ...     other = teacher.save_single_file(Path(folder) / "teacher.safetensors")
+        ...     print(is_student_file(student), is_student_file(other), is_student_file(Path(folder) / "nothing.here"))
+        True False False
+    """
     try:
         return read_metadata(path).get("format") == STUDENT_FORMAT
     except Exception:  # not safetensors at all
@@ -256,7 +393,17 @@ def is_student_file(path: str | Path) -> bool:
 
 
 def resize_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, h, w) with h, w the nearest positive multiples of ``multiple``."""
+    """(B, 3, H, W) -> (B, 3, h, w) with h, w the nearest positive multiples of ``multiple``.
+
+    Example:
+        >>> resize_to_multiple(torch.rand(1, 3, 30, 45), 8).shape  # 30 / 8 = 3.75 -> 4, 45 / 8 = 5.6 -> 6
+        torch.Size([1, 3, 32, 48])
+        >>> resize_to_multiple(torch.rand(1, 3, 3, 5), 8).shape  # never an empty side
+        torch.Size([1, 3, 8, 8])
+        >>> image = torch.rand(1, 3, 32, 48)
+        >>> resize_to_multiple(image, 8) is image  # already multiples: the input itself
+        True
+    """
     height, width = image.shape[-2:]
     size = (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
     return resize(image, size)
@@ -268,6 +415,18 @@ class BilateralStudent(RetouchModel):
     Args:
         net: the trained network (evaluation mode, frozen).
         device: where it runs (default: the net's device).
+
+    Example:
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1, init_std=0.0)
+        >>> net = BilateralStudentNet.from_teacher(build_tiny_teacher(), StudentConfig(resolution=32, adapter=adapter))
+        >>> model = BilateralStudent(net)  # frozen, evaluation mode
+        >>> image = torch.rand(1, 3, 60, 90, generator=torch.Generator().manual_seed(0))
+        >>> grid, plan = model.predict(image, "make it warmer")  # predicted on a 20 x 32 copy (resolution 32)
+        >>> grid.grid.shape, grid.source_size, grid.label
+        (torch.Size([1, 12, 4, 4, 6]), (60, 90), 'bilateral-student: make it warmer')
+        >>> torch.allclose(model(image, "make it warmer"), image, atol=1e-5)  # an untrained adapter: no edit
+        True
     """
 
     name = "bilateral-student"
@@ -282,12 +441,42 @@ class BilateralStudent(RetouchModel):
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu",
                   dtype: torch.dtype = torch.float32) -> "BilateralStudent":
-        """Load an exported student file."""
+        """Load an exported student file.
+
+        Example:
+            >>> import tempfile
+            >>> from retouch_core.models import load_retouch_model
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     path = net.save(Path(folder) / "student.safetensors")
+            ...     model, found = BilateralStudent.from_file(path), load_retouch_model(path)  # the same, by format
+            >>> type(found).__name__, model.device, model.dtype
+            ('BilateralStudent', device(type='cpu'), torch.float32)
+            >>> image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+            >>> torch.equal(model(image, "warmer"), BilateralStudent(net)(image, "warmer"))
+            True
+        """
         return cls(BilateralStudentNet.load(path, dtype=dtype), device)
 
     @torch.no_grad()
     def predict_grid(self, image: torch.Tensor, plan: Plan) -> RetouchGrid:
-        """(1, 3, H, W) in [0, 1] + plan -> batch-1 grid with its learned guide."""
+        """(1, 3, H, W) in [0, 1] + plan -> batch-1 grid with its learned guide.
+
+        Example:
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
+            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
+            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> image = torch.rand(1, 3, 150, 200, generator=torch.Generator().manual_seed(0))
+            >>> grid = BilateralStudent(net).predict_grid(image, Plan())  # an empty instruction: "auto"
+            >>> grid.grid.shape, grid.guide.batch, grid.guide.knots, grid.source_size, grid.label
+            (torch.Size([1, 12, 4, 4, 6]), 1, 16, (150, 200), 'bilateral-student: auto')
+            >>> grid.apply(image).shape  # predicted on a 24 x 32 copy, applied at full resolution
+            torch.Size([1, 3, 150, 200])
+        """
         low = low_res_copy(image.float(), self.net.config.resolution)
         low = resize_to_multiple(low, self.net.size_multiple).clamp(0, 1)
         out = self.net.predict(low.to(self.device, self.dtype), [plan.text])

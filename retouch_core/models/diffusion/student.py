@@ -28,6 +28,26 @@ class OneStepGenerator(nn.Module):
         alphas_cumprod: (T,) training schedule of the teacher.
         prediction_type: what the UNet outputs (``"epsilon"``, ``"v_prediction"``, ``"sample"``).
         timestep: the fixed step ``t_max`` (default ``T - 1``).
+
+    Example:
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> teacher = build_tiny_teacher()  # epsilon prediction, T = 1000, 4 latent channels
+        >>> generator = OneStepGenerator.from_teacher(teacher)
+        >>> generator.timestep, generator.prediction_type
+        (999, 'epsilon')
+        >>> noise = torch.Generator().manual_seed(0)
+        >>> z, image_latent = torch.randn(2, 4, 8, 8, generator=noise), torch.randn(2, 4, 8, 8, generator=noise)
+        >>> text_emb = teacher.text(["make it warmer", ""])
+        >>> x0 = generator(z, image_latent, text_emb)
+        >>> x0.shape
+        torch.Size([2, 4, 8, 8])
+        >>> eps = teacher(z, torch.tensor([999, 999]), image_latent, text_emb)  # the teacher's noise estimate
+        >>> abar = teacher.alphas_cumprod[999]
+        >>> torch.allclose(x0, (z - (1 - abar).sqrt() * eps) / abar.sqrt(), atol=1e-4)  # eq. 2
+        True
+        >>> OneStepGenerator(teacher.unet, teacher.alphas_cumprod, timestep=1000)
+        Traceback (most recent call last):
+        ValueError: timestep must be in [0, 1000), got 1000
     """
 
     def __init__(self, unet, alphas_cumprod: torch.Tensor, prediction_type: str = "epsilon",
@@ -43,7 +63,18 @@ class OneStepGenerator(nn.Module):
 
     @classmethod
     def from_teacher(cls, teacher: InstructPix2PixTeacher, timestep: int | None = None) -> "OneStepGenerator":
-        """A generator whose UNet is a trainable deep copy of the teacher's."""
+        """A generator whose UNet is a trainable deep copy of the teacher's.
+
+        Example:
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> teacher = build_tiny_teacher().requires_grad_(False)  # frozen, as during distillation
+            >>> generator = OneStepGenerator.from_teacher(teacher, timestep=900)
+            >>> pairs = list(zip(generator.unet.parameters(), teacher.unet.parameters()))
+            >>> all(torch.equal(p, q) and p.data_ptr() != q.data_ptr() for p, q in pairs)  # same values, own copy
+            True
+            >>> all(p.requires_grad for p, _ in pairs), generator.timestep
+            (True, 900)
+        """
         unet = copy.deepcopy(teacher.unet).requires_grad_(True)
         return cls(unet, teacher.alphas_cumprod, teacher.prediction_type, timestep)
 

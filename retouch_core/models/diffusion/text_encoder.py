@@ -33,6 +33,23 @@ class TextConditioner(nn.Module):
         tokenizer: a ``transformers`` CLIP tokenizer (anything with the ``__call__`` interface).
         text_encoder: ``transformers.CLIPTextModel``.
         max_length: context length L; default: the encoder's ``max_position_embeddings``.
+
+    Example:
+        >>> from transformers import CLIPTextConfig, CLIPTextModel
+        >>> tokenizer = tiny_clip_tokenizer()
+        >>> encoder = CLIPTextModel(CLIPTextConfig(  # random and tiny: 16 positions of 32 channels
+        ...     vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_attention_heads=2,
+        ...     num_hidden_layers=1, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+        >>> text = TextConditioner(tokenizer, encoder)
+        >>> text.max_length, text.hidden_size, TextConditioner(tokenizer, encoder, max_length=77).max_length
+        (16, 32, 16)
+        >>> text.tokenize(["warm"])  # BOS, w a r m</w>, EOS, then EOS padding to L
+        tensor([[ 0, 46,  2, 36, 27,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1]])
+        >>> embedding = text(["make it warmer", ""])  # "": the null instruction of classifier-free guidance
+        >>> embedding.shape  # (K, L, D)
+        torch.Size([2, 16, 32])
+        >>> torch.allclose(embedding[1], text([""])[0], atol=1e-5)  # each prompt is encoded on its own
+        True
     """
 
     def __init__(self, tokenizer, text_encoder, max_length: int | None = None):
@@ -66,6 +83,15 @@ def tiny_clip_tokenizer(alphabet: str = string.ascii_lowercase + string.digits +
     ``</w>``), then one token per merge (``"a b"`` adds ``"ab"``). Vocabulary size:
     ``2 + 2 len(alphabet) + len(merges)``. Built from ``vocab.json`` / ``merges.txt`` files, the
     form every transformers version reads (and the layout of a Stable Diffusion ``tokenizer/``).
+
+    Example:
+        >>> len(tiny_clip_tokenizer())  # 2 + 2 x (26 letters + 10 digits + 32 punctuation marks)
+        138
+        >>> tokenizer = tiny_clip_tokenizer("warm", merges=("w a",))  # w=2 w</w>=3 a=4 a</w>=5 r=6 ... m</w>=9 wa=10
+        >>> len(tokenizer), tokenizer("warm").input_ids
+        (11, [0, 10, 6, 9, 1])
+        >>> tokenizer.convert_ids_to_tokens([0, 10, 6, 9, 1])
+        ['<|startoftext|>', 'wa', 'r', 'm</w>', '<|endoftext|>']
     """
     from transformers import CLIPTokenizer
 
@@ -75,7 +101,18 @@ def tiny_clip_tokenizer(alphabet: str = string.ascii_lowercase + string.digits +
 
 
 def clip_tokenizer_files(folder: str | Path, alphabet: str, merges: Sequence[str] = ()) -> Path:
-    """Write ``vocab.json`` and ``merges.txt`` of :func:`tiny_clip_tokenizer` into ``folder``."""
+    """Write ``vocab.json`` and ``merges.txt`` of :func:`tiny_clip_tokenizer` into ``folder``.
+
+    Example:
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     folder = clip_tokenizer_files(Path(root) / "tokenizer", "abc", merges=("a b",))  # created if needed
+        ...     print(sorted(p.name for p in folder.iterdir()))
+        ...     print(json.loads((folder / "vocab.json").read_text()))
+        ...     print((folder / "merges.txt").read_text().splitlines())
+        ['merges.txt', 'vocab.json']
+        {'<|startoftext|>': 0, '<|endoftext|>': 1, 'a': 2, 'a</w>': 3, 'b': 4, 'b</w>': 5, 'c': 6, 'c</w>': 7, 'ab': 8}
+        ['#version: 0.2', 'a b']
+    """
     vocab = {BOS: 0, EOS: 1}
     for ch in dict.fromkeys(alphabet):
         vocab[ch] = len(vocab)
@@ -90,7 +127,16 @@ def clip_tokenizer_files(folder: str | Path, alphabet: str, merges: Sequence[str
 
 
 def tokenizer_to_files(tokenizer) -> dict[str, str]:
-    """The files ``save_pretrained`` writes, as {file name: text}, to embed in a model file."""
+    """The files ``save_pretrained`` writes, as {file name: text}, to embed in a model file.
+
+    Example:
+        >>> tokenizer = tiny_clip_tokenizer()
+        >>> files = tokenizer_to_files(tokenizer)  # which files depends on the transformers version
+        >>> set(files) <= TOKENIZER_FILES, all(isinstance(text, str) for text in files.values())
+        (True, True)
+        >>> tokenizer_from_files(files)("make it warmer").input_ids == tokenizer("make it warmer").input_ids
+        True
+    """
     with tempfile.TemporaryDirectory() as folder:
         tokenizer.save_pretrained(folder)
         return {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(folder).iterdir()) if p.is_file()}
@@ -102,6 +148,16 @@ def tokenizer_from_files(files: dict[str, str]):
     The files may hold data only: names outside :data:`TOKENIZER_FILES` (such as a ``.py``
     module), an ``auto_map`` entry or a ``tokenizer_class`` other than CLIP's are refused,
     since each is a way for a model file to name Python code to import.
+
+    Example:
+        >>> tokenizer = tiny_clip_tokenizer("abc")
+        >>> again = tokenizer_from_files(tokenizer_to_files(tokenizer))  # the round trip of a model file
+        >>> type(again).__name__, len(again), again("cab").input_ids == tokenizer("cab").input_ids
+        ('CLIPTokenizer', 8, True)
+        >>> tokenizer_from_files({**tokenizer_to_files(tokenizer), "tokenization_evil.py": "import os"})
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: the embedded tokenizer holds ['tokenization_evil.py']; only [...] are read (code is never ...)
     """
     from transformers import CLIPTokenizer
 
@@ -113,7 +169,21 @@ def tokenizer_from_files(files: dict[str, str]):
 
 
 def check_tokenizer_files(files) -> None:
-    """ValueError unless ``files`` is {allowed file name: text} naming no code (see above)."""
+    """ValueError unless ``files`` is {allowed file name: text} naming no code (see above).
+
+    Example:
+        >>> check_tokenizer_files({"vocab.json": "{}", "merges.txt": "#version: 0.2"})  # data only: no error
+        >>> check_tokenizer_files({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": "evil.Tokenizer"}}'})
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: the embedded tokenizer names Python classes to import (auto_map); model files never run code, ...
+        >>> check_tokenizer_files({"tokenizer_config.json": '{"tokenizer_class": "LlamaTokenizer"}'})
+        Traceback (most recent call last):
+        ValueError: the embedded tokenizer is a 'LlamaTokenizer'; only CLIP tokenizers are read
+        >>> check_tokenizer_files({"vocab.json": b"{}"})
+        Traceback (most recent call last):
+        ValueError: the embedded tokenizer must be a JSON object of {file name: text}
+    """
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise ValueError("the embedded tokenizer must be a JSON object of {file name: text}")
     unknown = sorted(set(files) - TOKENIZER_FILES)
