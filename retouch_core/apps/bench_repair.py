@@ -7,7 +7,8 @@ The "AI edit" is made from the photo the way image editors change it: a colour g
 renderer: exposure +0.3, contrast 20, temperature 25, saturation 15, shadows 30), a crop that
 also shifts the frame (6, 4, 3, 9 px from top, bottom, left, right), a rescale to 66 % with sides
 rounded to multiples of 16 (the aspect ratio changes), a Gaussian blur (sigma 1 px), correlated
-noise (sigma 0.02) and a pasted object (a patch of the second photo). A grid is fitted from
+noise (unit Gaussian noise blurred with sigma 0.7 px, times 0.02: a standard deviation of about
+0.008) and a pasted object (a patch of the second photo). A grid is fitted from
 (original at the edit's size, edit) and applied to the full-resolution original; PSNR is to the
 grade applied to the original, over the part the edit covers, leaving out the object and 12 px
 around it.
@@ -35,12 +36,35 @@ MARGIN = 12  # full-resolution pixels around the pasted object left out of the c
 
 
 def grade(x: torch.Tensor) -> torch.Tensor:
+    """The simulated editor's colour grade: the renderer with :data:`GRADE`, clipped to [0, 1].
+
+    Example:
+        >>> grade(torch.full((1, 3, 1, 1), 0.5)).flatten()  # brighter and warmer: red above blue
+        tensor([0.6083, 0.5806, 0.5344])
+        >>> grade(torch.tensor([0.0, 1.0]).expand(1, 3, 1, 2))[0, :, 0].round(decimals=4)  # black and white stay
+        tensor([[0., 1.],
+                [0., 1.],
+                [0., 1.]])
+    """
     return render(x, GRADE).clamp(0, 1)
 
 
 def simulate_edit(original: torch.Tensor, other: torch.Tensor, seed: int = 0):
     """(1, 3, H, W) photo -> (edit, pasted object's box (y0, y1, x0, x1) and the edit's coverage
-    (top, bottom, left, right), both in the original's pixels)."""
+    (top, bottom, left, right), both in the original's pixels).
+
+    Example:
+        >>> original = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+        >>> edit, box, covered = simulate_edit(original, other=torch.full((1, 3, 50, 50), 0.25))
+        >>> edit.shape  # the 86 x 116 crop at 66 %, sides rounded to multiples of 16
+        torch.Size([1, 3, 64, 80])
+        >>> covered  # rows 6 to 96 - 4, columns 3 to 128 - 9 (CROP)
+        (6, 92, 3, 119)
+        >>> [round(v, 2) for v in box]  # rows 21:33, columns 16:32 of the edit, in the original's pixels
+        [34.22, 50.34, 26.2, 49.4]
+        >>> bool((edit[..., 21:33, 16:32] == 0.25).all())  # the pasted object: the other photo, shrunk
+        True
+    """
     height, width = original.shape[-2:]
     top, bottom, left, right = CROP
     window = grade(original)[:, :, top : height - bottom, left : width - right]
@@ -58,7 +82,15 @@ def simulate_edit(original: torch.Tensor, other: torch.Tensor, seed: int = 0):
 
 
 def regions(shape, box, covered) -> tuple[torch.Tensor, torch.Tensor]:
-    """(compared pixels: covered and away from the object, the object) as (1, 1, H, W) bool masks."""
+    """(compared pixels: covered and away from the object, the object) as (1, 1, H, W) bool masks.
+
+    Example:
+        >>> keep, obj = regions((40, 40), box=(18, 22, 18, 22), covered=(2, 40, 0, 40))
+        >>> keep.shape, keep.dtype, int(obj.sum())  # a 4 x 4 object
+        (torch.Size([1, 1, 40, 40]), torch.bool, 16)
+        >>> int(keep.sum()) == 38 * 40 - (4 + 2 * MARGIN) ** 2  # rows 2 to 40, less the object and MARGIN px around
+        True
+    """
     keep = torch.zeros(1, 1, *shape, dtype=torch.bool)
     keep[..., covered[0] : covered[1], covered[2] : covered[3]] = True
     obj = torch.zeros_like(keep)
@@ -68,13 +100,46 @@ def regions(shape, box, covered) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> float:
+    """PSNR (dB, peak 1) of ``a`` against ``b`` over the pixels where the (1, 1, H, W) ``keep`` is True.
+
+    Example:
+        >>> a = torch.zeros(1, 3, 2, 2)
+        >>> b = torch.tensor([[0.1, 1.0], [0.1, 1.0]]).expand(1, 3, 2, 2)  # off by 0.1 on the left, 1 on the right
+        >>> keep = torch.tensor([[True, False], [True, False]]).view(1, 1, 2, 2)
+        >>> round(psnr(a, b, keep), 4)  # MSE 0.01 where kept
+        20.0
+    """
     mse = ((a - b) ** 2).mean(1, keepdim=True)[keep].mean()
     return -10 * math.log10(float(mse))
 
 
 @torch.no_grad()
 def repair(original: torch.Tensor, other: torch.Tensor) -> dict:
-    """Everything the benchmark and its test look at."""
+    """Everything the benchmark and its test look at.
+
+    Example:
+        Real photos take seconds (16x16x8 grids, robust iterations); a 4x4x4 grid runs the same steps:
+
+        >>> from functools import partial
+        >>> from unittest import mock
+        >>> from retouch_core.engine.fit import fit_grid
+        >>> colours = torch.rand(1, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+        >>> original = F.interpolate(colours, size=(48, 64), mode="bilinear")
+        >>> small = {"depth": 4, "height": 4, "width": 4}
+        >>> robust = mock.patch("retouch_core.apps.bench_repair.fit_grid_robust", partial(fit_grid_robust, **small))
+        >>> plain = mock.patch("retouch_core.apps.bench_repair.fit_grid", partial(fit_grid, **small))
+        >>> with robust, plain:
+        ...     result = repair(original, other=torch.full((1, 3, 50, 50), 0.25))
+        >>> sorted(result)
+        ['edit', 'expected', 'fit', 'keep', 'object', 'original', 'plain', 'robust', 'upsampled']
+        >>> result["edit"].shape, result["fit"].grid.shape  # the editor's size; the grid fitted to it
+        (torch.Size([1, 3, 32, 32]), torch.Size([1, 12, 4, 4, 4]))
+        >>> {name: tuple(result[name].shape) for name in ("upsampled", "plain", "robust", "expected", "keep")}
+        {'upsampled': (1, 3, 48, 64), 'plain': (1, 3, 48, 64), 'robust': (1, 3, 48, 64), 'expected': (1, 3, 48, 64),
+         'keep': (1, 1, 48, 64)}
+        >>> torch.equal(result["expected"], grade(original))
+        True
+    """
     edit, box, covered = simulate_edit(original, other)
     small = F.interpolate(original, size=edit.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
     keep, obj = regions(original.shape[-2:], box, covered)
@@ -89,7 +154,23 @@ def repair(original: torch.Tensor, other: torch.Tensor) -> dict:
 
 
 def picture(result: dict, path: Path, crop: int = 192) -> None:
-    """Crops of: the edit upsampled, the robust repair, the grade of the original, the residual map."""
+    """Crops of: the edit upsampled, the robust repair, the grade of the original, the residual map.
+
+    Example:
+        >>> import tempfile
+        >>> from types import SimpleNamespace
+        >>> from PIL import Image
+        >>> grey = torch.full((1, 3, 40, 40), 0.5)
+        >>> result = {"original": grey, "upsampled": grey, "robust": grey, "expected": grey,
+        ...           "fit": SimpleNamespace(residual=torch.zeros(1, 1, 20, 20))}  # all explained: black
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     picture(result, Path(folder) / "crops.jpg", crop=16)
+        ...     row = Image.open(Path(folder) / "crops.jpg").convert("L")
+        >>> row.size  # four 16 px crops, each in a 4 px white frame
+        (96, 24)
+        >>> row.getpixel((0, 0)) > 250, abs(row.getpixel((12, 12)) - 128) < 3, row.getpixel((84, 12)) < 5
+        (True, True, True)
+    """
     from PIL import Image
 
     height, width = result["original"].shape[-2:]
@@ -104,10 +185,23 @@ def picture(result: dict, path: Path, crop: int = 192) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retouch_core.apps.bench_repair", description=__doc__.split("\n\n")[0])
+    """The command line (module docstring): prints the PSNR table (and writes the picture), returns 0.
+
+    Example:
+        A run fits grids on two photos; arguments are checked first:
+
+        >>> try:
+        ...     main(["photo.png"])  # no object_photo: argparse prints the usage and exits
+        ... except SystemExit as error:
+        ...     print(error.code)
+        2
+    """
+    parser = argparse.ArgumentParser(prog="python -m retouch_core.apps.bench_repair",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("photo", type=Path)
     parser.add_argument("object_photo", type=Path, help="where the pasted object comes from")
-    parser.add_argument("--picture", type=Path, help="write crops (edit upsampled | repaired | graded original | residual)")
+    parser.add_argument("--picture", type=Path,
+                        help="write crops (edit upsampled | repaired | graded original | residual)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     result = repair(read_image(args.photo)[0][:, :3], read_image(args.object_photo)[0][:, :3])
@@ -116,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
           f"scale {fit.scale[0].tolist()}, shift {fit.shift[0].tolist()}, matched blur {float(fit.blur[0])} px")
     print(f"{'method':<26}{'PSNR dB outside the object':>28}")
     for name in ("upsampled", "plain", "robust"):
-        label = {"upsampled": "edit upsampled (no grid)", "plain": "plain least-squares fit", "robust": "robust fit"}[name]
+        label = {"upsampled": "edit upsampled (no grid)", "plain": "plain least-squares fit",
+                 "robust": "robust fit"}[name]
         print(f"{label:<26}{psnr(result[name], result['expected'], keep):>28.2f}")
     residual = F.interpolate(fit.residual.float(), size=result["original"].shape[-2:], mode="bilinear")
-    print(f"confidence {float(fit.confidence[0]):.3f} (object: {float(result['object'].float().mean()):.3f} of the frame); "
-          f"residual map mean: object {float(residual[result['object']].mean()):.2f}, elsewhere {float(residual[keep].mean()):.2f}")
+    print(f"confidence {float(fit.confidence[0]):.3f} "
+          f"(object: {float(result['object'].float().mean()):.3f} of the frame); "
+          f"residual map mean: object {float(residual[result['object']].mean()):.2f}, "
+          f"elsewhere {float(residual[keep].mean()):.2f}")
     if args.picture:
         picture(result, args.picture)
         print(f"picture written to {args.picture}")

@@ -19,6 +19,8 @@ def shared_data(name: str = "") -> Path:
     Example:
         >>> shared_data("kodak24").parts[-3:]
         ('shared', 'data', 'kodak24')
+        >>> shared_data().parts[-2:], shared_data().is_relative_to(REPOSITORY)  # beside the repository
+        (('shared', 'data'), False)
     """
     for folder in REPOSITORY.parents:
         if (folder / "shared" / "data").is_dir():
