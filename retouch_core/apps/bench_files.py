@@ -54,8 +54,8 @@ def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     out = np.empty((height, width, 3), np.uint8)
     x = np.linspace(0, 1, width, dtype=np.float32)
     for top in range(0, height, 512):
-        y = np.linspace(top / height, min(top + 512, height) / height, min(512, height - top),
-                        dtype=np.float32)[:, None]
+        # One y ramp over the whole image, as x: a band's own linspace repeated a row at each seam.
+        y = np.arange(top, min(top + 512, height), dtype=np.float32)[:, None] / np.float32(max(height - 1, 1))
         xx, yy = np.broadcast_arrays(x[None, :], y)
         texture = 0.15 * np.sin(40 * xx + 25 * yy) * np.cos(31 * yy - 17 * xx)
         base = np.stack([0.2 + 0.6 * xx, 0.3 + 0.5 * yy, 0.5 + 0.3 * np.sin(6 * xx + 4 * yy)], -1)
