@@ -68,30 +68,93 @@ LUT_SIZE = 33
 
 
 def new_image_like(image: torch.Tensor) -> torch.Tensor:
-    """An uninitialised tensor like ``image``, allocated as the slice allocates its output."""
+    """An uninitialised tensor like ``image``, allocated as the slice allocates its output
+    (on CPU always float32, the dtype the benchmark and the CPU kernel use).
+
+    Example:
+        >>> image = torch.rand(1, 3, 4, 5)
+        >>> out = new_image_like(image)
+        >>> out.shape, out.dtype, out.data_ptr() != image.data_ptr()  # new memory
+        (torch.Size([1, 3, 4, 5]), torch.float32, True)
+        >>> torch.equal(out.copy_(image), image)  # the "copy" row times exactly this
+        True
+        >>> new_image_like(image.double()).dtype  # the CPU allocation is float32 whatever the input
+        torch.float32
+    """
     return new_cpu_image(*image.shape) if image.device.type == "cpu" else torch.empty_like(image)
 
 
 def matrix_pass(image: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-    """Global 3x4 colour matrix, (B, 3, H, W) -> (B, 3, H, W)."""
+    """Global 3x4 colour matrix, (B, 3, H, W) -> (B, 3, H, W).
+
+    Example:
+        >>> image = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(matrix_pass(image, torch.eye(3, 4)), image)  # the identity affine
+        True
+        >>> affine = torch.tensor([[2.0, 0, 0, -0.1], [0, 2, 0, -0.1], [0, 0, 2, -0.1]])  # 2 x - 0.1
+        >>> pixel = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)
+        >>> [round(v, 4) for v in matrix_pass(pixel, affine).flatten().tolist()]
+        [0.3, 0.7, 1.1]
+    """
     return torch.einsum("ij,bjhw->bihw", affine[:, :3], image) + affine[:, 3].view(1, 3, 1, 1)
 
 
 def lut_pass(image: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
-    """3D LUT (1, 3, N, N, N) indexed (b, g, r) applied by trilinear 5-D grid_sample."""
+    """3D LUT (1, 3, N, N, N) indexed (b, g, r) applied by trilinear 5-D grid_sample.
+
+    Example:
+        >>> levels = torch.linspace(0, 1, 5)
+        >>> b, g, r = torch.meshgrid(levels, levels, levels, indexing="ij")
+        >>> identity = torch.stack([r, g, b])[None]  # lut[0, :, b, g, r] = (r, g, b)
+        >>> image = torch.rand(1, 3, 4, 6, generator=torch.Generator().manual_seed(0))
+        >>> out = lut_pass(image, identity)
+        >>> out.shape, torch.allclose(out, image, atol=1e-5)
+        (torch.Size([1, 3, 4, 6]), True)
+        >>> torch.allclose(lut_pass(image, identity.flip(1)), image.flip(1), atol=1e-5)  # (b, g, r) out: swapped
+        True
+    """
     coords = (image.permute(0, 2, 3, 1) * 2 - 1).unsqueeze(1)  # (B, 1, H, W, 3) as (r, g, b) -> (x, y, z)
     return F.grid_sample(lut, coords, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]
 
 
 def pillow_lut_inputs(image: torch.Tensor, lut: torch.Tensor) -> tuple[Image.Image, ImageFilter.Color3DLUT]:
-    """The image as an 8-bit Pillow image and ``lut`` as Pillow's Color3DLUT (same b, g, r order)."""
+    """The image as an 8-bit Pillow image and ``lut`` as Pillow's Color3DLUT (same b, g, r order).
+
+    Example:
+        >>> import numpy as np
+        >>> levels = torch.linspace(0, 1, 5)
+        >>> b, g, r = torch.meshgrid(levels, levels, levels, indexing="ij")
+        >>> identity = torch.stack([r, g, b])[None]  # as in lut_pass: lut[0, :, b, g, r] = (r, g, b)
+        >>> image = torch.rand(1, 3, 4, 6, generator=torch.Generator().manual_seed(0))
+        >>> pil_image, pil_lut = pillow_lut_inputs(image, identity)
+        >>> type(pil_image).__name__, pil_image.mode, pil_image.size, type(pil_lut).__name__, pil_lut.size
+        ('Image', 'RGB', (6, 4), 'Color3DLUT', (5, 5, 5))
+        >>> pixels = np.asarray(pil_image)  # (H, W, 3) uint8: round(255 x), clamped to [0, 1] first
+        >>> pixels.shape, pil_image.getpixel((0, 0)) == tuple((image[0, :, 0, 0] * 255).round().int().tolist())
+        ((4, 6, 3), True)
+        >>> np.array_equal(np.asarray(pil_image.filter(pil_lut)), pixels)  # the identity LUT in Pillow
+        True
+        >>> _, swap = pillow_lut_inputs(image, identity.flip(1))  # (b, g, r) out, as lut_pass reads it
+        >>> np.array_equal(np.asarray(pil_image.filter(swap)), pixels[..., ::-1])
+        True
+    """
     pixels = (image[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).contiguous().cpu().numpy()
     table = lut[0].permute(1, 2, 3, 0).contiguous().cpu().numpy()  # (b, g, r, channel), r fastest
     return Image.fromarray(pixels), ImageFilter.Color3DLUT(lut.shape[-1], table.reshape(-1).tolist())
 
 
 def synchronize(device: torch.device) -> None:
-    """Wait for queued kernels so that a timing covers the work, not its launch."""
+    """Wait for queued kernels so that a timing covers the work, not its launch.
+
+    Example:
+        >>> synchronize(torch.device("cpu")) is None  # CPU ops are done when they return: nothing to wait for
+        True
+        >>> from unittest import mock
+        >>> with mock.patch("torch.cuda.synchronize") as wait:  # stands in for a GPU
+        ...     synchronize(torch.device("cuda", 0))
+        >>> wait.call_args.args
+        (device(type='cuda', index=0),)
+    """
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -99,6 +162,15 @@ def synchronize(device: torch.device) -> None:
 
 
 def median_ms(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
+    """Median wall time in ms of ``repeats`` calls of ``fn()`` after one untimed warm-up call;
+    each timed call includes :func:`synchronize` on ``device``.
+
+    Example:
+        >>> calls = []
+        >>> ms = median_ms(lambda: calls.append(sum(range(1000))), repeats=3)
+        >>> len(calls), type(ms).__name__, ms > 0  # the warm-up call, then 3 timed ones
+        (4, 'float', True)
+    """
     fn()  # warm-up: JIT compilation, allocator
     synchronize(device)
     times = []
@@ -119,7 +191,15 @@ def _status_bytes(field: str) -> int | None:
 
 
 def peak_extra_bytes(fn) -> int | None:
-    """Resident memory high-water mark during ``fn()`` above the resident size before it."""
+    """Resident memory high-water mark during ``fn()`` above the resident size before it, in
+    bytes; ``None`` where ``/proc/self/clear_refs`` cannot be written (not Linux).
+
+    Example:
+        >>> import numpy as np
+        >>> extra = peak_extra_bytes(lambda: np.ones(8 * 2**20))  # 64 MB, filled (so resident), then freed
+        >>> extra is None or extra > 60 * 2**20
+        True
+    """
     try:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     except OSError:
@@ -131,7 +211,18 @@ def peak_extra_bytes(fn) -> int | None:
 
 
 def bench_inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random (1, 3, H, W) image and a 16x16x8 near-identity grid."""
+    """A random (1, 3, H, W) image and a 16x16x8 near-identity grid.
+
+    Example:
+        >>> image, grid = bench_inputs(4, 6)
+        >>> image.shape, grid.shape  # grid: (1, 12, depth 8, 16, 16)
+        (torch.Size([1, 3, 4, 6]), torch.Size([1, 12, 8, 16, 16]))
+        >>> again, _ = bench_inputs(4, 6)
+        >>> torch.equal(image, again), bool(0 <= image.min() and image.max() < 1)  # seeded, uniform in [0, 1)
+        (True, True)
+        >>> round((grid - identity_grid(depth=8, height=16, width=16)).std().item(), 2)  # identity + 0.1 noise
+        0.1
+    """
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, height, width, generator=gen)
     grid = identity_grid(depth=8, height=16, width=16) + 0.1 * torch.randn(1, 12, 8, 16, 16, generator=gen)
@@ -139,7 +230,21 @@ def bench_inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def learned_guide() -> GuideParams:
-    """A non-identity HDRNet guide (colour mix, curves, mix), as a trained model holds."""
+    """A non-identity HDRNet guide, as a trained model holds: random colour mix (matrix and bias)
+    and curves; the final mix stays the luminance weights.
+
+    Example:
+        >>> from retouch_core.engine.guide import apply_guide, luminance_guide
+        >>> guide = learned_guide()
+        >>> guide.check(batch=1)  # consistent shapes, non-negative slopes: no error
+        >>> guide.batch, guide.knots == GuideParams.identity().knots
+        (1, True)
+        >>> image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(apply_guide(image, guide), luminance_guide(image), atol=1e-3)  # not the identity guide
+        False
+        >>> torch.equal(guide.slopes, learned_guide().slopes)  # seeded
+        True
+    """
     gen = torch.Generator().manual_seed(2)
     base = GuideParams.identity()
     return GuideParams(
@@ -164,6 +269,19 @@ def measure_memory(size: str) -> int | None:
 
     A fresh process because freed memory that is still resident (from earlier timings) would
     be reused without raising the high-water mark.
+
+    Example:
+        Without starting the child interpreter (it imports torch and slices a full-size image):
+
+        >>> from unittest import mock
+        >>> with mock.patch("retouch_core.apps.bench._run_child", return_value="52428800") as child:
+        ...     measure_memory("4K")
+        52428800
+        >>> child.call_args.args  # what the child evaluates; it prints the result
+        ("_memory_child('4K')",)
+        >>> with mock.patch("retouch_core.apps.bench._run_child", return_value="None"):  # no /proc (not Linux)
+        ...     print(measure_memory("4K"))
+        None
     """
     value = _run_child(f"_memory_child({size!r})")
     return None if value == "None" else int(value)
@@ -179,6 +297,27 @@ def _memory_child(size: str) -> int | None:
 
 def bench_size(size: str, repeats: int, reference: bool, device: torch.device, model=None,
                instruction: str = "") -> dict:
+    """One row of the table at ``size`` (a key of :data:`SIZES`): the median ms of each timed
+    operation (module docstring), the pixel count, the image's MB and the peak extra MB of a
+    slice (``None`` off CPU or where it cannot be measured).
+
+    Example:
+        Without timing anything (seconds at 720p, minutes at 8K): a stand-in timer gets the
+        functions, and a stand-in for :func:`measure_memory`'s child process reports 3 images.
+
+        >>> from unittest import mock
+        >>> timer = mock.patch("retouch_core.apps.bench.median_ms", return_value=2.0)  # replaces the timed runs
+        >>> memory = mock.patch("retouch_core.apps.bench.measure_memory", return_value=3 * 720 * 1280 * 3 * 4)
+        >>> with timer as timed, memory:
+        ...     row = bench_size("720p", repeats=5, reference=True, device=torch.device("cpu"))
+        >>> timed.call_count, [call.args[1] for call in timed.call_args_list]  # the reference runs repeats // 2
+        (10, [5, 5, 5, 5, 5, 5, 5, 5, 5, 2])
+        >>> row["pixels"], row["image_mb"], row["peak_extra_mb"] / row["image_mb"], row["copy_ms"]
+        (921600, 10.546875, 3.0, 2.0)
+        >>> copy = timed.call_args_list[0].args[0]()  # the first timed function: the copy
+        >>> copy.shape
+        torch.Size([1, 3, 720, 1280])
+    """
     height, width = SIZES[size]
     gen = torch.Generator().manual_seed(1)
     image, grid = bench_inputs(height, width)
@@ -221,6 +360,26 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
 
 
 def format_table(results: dict) -> str:
+    """A Markdown table, one row per label of ``results`` (rows of :func:`bench_size`).
+
+    Example:
+        >>> row = {"copy_ms": 2.0, "clone_ms": 3.0, "slice_ms": 5.0, "learned_ms": 6.0, "photo_ms": 4.0,
+        ...        "photo_learned_ms": 5.0, "matrix_ms": 4.0, "lut_ms": 30.0, "pillow_lut_ms": 20.0,
+        ...        "image_mb": 24.0, "peak_extra_mb": 12.0}
+        >>> header, rule, line = format_table({"4K": row}).splitlines()
+        >>> cells = dict(zip(header.strip("| ").split(" | "), line.strip("| ").split(" | ")))
+        >>> len(cells), rule == "|" + "---|" * len(cells), cells["size"]
+        (18, True, '4K')
+        >>> cells["**slice / copy**"], cells["**learned / copy**"], cells["**photo / copy**"]  # 5 / 2, 6 / 2, 4 / 2
+        ('**2.50**', '**3.00**', '**2.00**')
+        >>> cells["slice / Pillow LUT"], cells["reference ms"], cells["peak extra MB (x image)"]  # 5 / 20, 12 / 24
+        ('0.25', '-', '12 (0.50x)')
+        >>> more = dict(row, cpu_kernel_ms=7.0, model_ms=50.0, peak_extra_mb=None)  # a CUDA row with --model
+        >>> header, _, line = format_table({"4K": more}).splitlines()
+        >>> cells = dict(zip(header.strip("| ").split(" | "), line.strip("| ").split(" | ")))
+        >>> cells["CPU kernel ms"], cells["peak extra MB (x image)"], cells["model end-to-end ms (x copy)"]
+        ('7.0', 'n/a', '50.0 (25.00x)')
+    """
     columns = [
         ("size", lambda name, r: name),
         ("copy ms", lambda name, r: f"{r['copy_ms']:.1f}"),
@@ -287,7 +446,26 @@ def _first_call_child(size: str, background: bool, repeats: int) -> str:
 
 
 def bench_first_call(size: str, repeats: int) -> dict:
-    """First vs warm edit at ``size`` for each of :data:`FIRST_CALL_MODES`, in fresh processes."""
+    """First vs warm edit at ``size`` for each of :data:`FIRST_CALL_MODES`, in fresh processes.
+
+    Example:
+        Without starting the child interpreters (each loads torch and the model, and times edits):
+
+        >>> from unittest import mock
+        >>> printed = '{"first_ms": 900.0, "warm_ms": 300.0}'  # what _first_call_child prints
+        >>> with mock.patch("retouch_core.apps.bench._run_child", return_value=printed) as child:
+        ...     results = bench_first_call("4K", repeats=3)
+        >>> list(results) == list(FIRST_CALL_MODES), results["cold cache"]
+        (True, {'first_ms': 900.0, 'warm_ms': 300.0})
+        >>> for call in child.call_args_list:  # (size, background load, repeats); only the first has an empty cache
+        ...     print(call.args[0], sorted(call.args[1]) if len(call.args) > 1 and call.args[1] else "user cache")
+        _first_call_child('4K', False, 3) ['XDG_CACHE_HOME']
+        _first_call_child('4K', False, 1) user cache
+        _first_call_child('4K', False, 3) user cache
+        _first_call_child('4K', True, 3) user cache
+        >>> os.path.exists(child.call_args_list[0].args[1]["XDG_CACHE_HOME"])  # the empty cache is removed after
+        False
+    """
     results = {}
     with tempfile.TemporaryDirectory() as empty_cache:
         for mode in FIRST_CALL_MODES:
@@ -301,6 +479,18 @@ def bench_first_call(size: str, repeats: int) -> dict:
 
 
 def format_first_call_table(size: str, results: dict) -> str:
+    """A Markdown table of :func:`bench_first_call`'s results: first and warm ms per mode, and
+    their ratio.
+
+    Example:
+        >>> results = {"cold cache": {"first_ms": 9000.0, "warm_ms": 400.0},
+        ...            "cached, background load at start-up": {"first_ms": 500.0, "warm_ms": 400.0}}
+        >>> print(format_first_call_table("4K", results))  # 9000 / 400 and 500 / 400
+        | 4K edit (default model), fresh process | first ms | warm ms | **first / warm** |
+        |---|---|---|---|
+        | cold cache | 9000 | 400 | **22.50** |
+        | cached, background load at start-up | 500 | 400 | **1.25** |
+    """
     lines = [f"| {size} edit (default model), fresh process | first ms | warm ms | **first / warm** |",
              "|---|---|---|---|"]
     for mode, r in results.items():
@@ -309,6 +499,20 @@ def format_first_call_table(size: str, results: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """The command line (module docstring): prints the tables to stdout, returns 0.
+
+    Example:
+        A full run takes minutes; arguments are checked first:
+
+        >>> try:
+        ...     main(["--sizes", "5K"])  # not one of SIZES: argparse prints the usage and exits
+        ... except SystemExit as error:
+        ...     print(error.code)
+        2
+        >>> main(["--sizes"])  # no sizes: only the header line, nothing timed  # doctest: +ELLIPSIS
+        torch ..., device cpu
+        0
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--repeats", type=int, default=5)
