@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from retouch_core.models.diffusion.adapter import AdapterConfig
-from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet, StudentConfig
-from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_teacher
+from retouch_core.models.diffusion.bilateral_student import BilateralStudentNet
+from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_student, build_tiny_teacher
 
 INSTRUCTIONS = ("make it warmer", "brighter please", "more contrast", "")
 
@@ -38,14 +37,10 @@ def write_tiny_dataset(root: Path, count: int = 4, size: int = 64, seed: int = 0
     return root
 
 
-TINY_ADAPTER = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1,
-                             feature_blocks=("mid", "up0", "up1"), guide_knots=4)
-
-
 def tiny_student(codec: str = "pixel", seed: int = 0):
-    """-> (tiny teacher, ``BilateralStudentNet`` initialised from it with ``TINY_ADAPTER``)."""
+    """-> (tiny teacher, the tiny student initialised from it, reading three UNet blocks, 4 curve knots)."""
     teacher = build_tiny_teacher(TinyTeacherConfig(codec=codec), seed=seed)
-    return teacher, BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=TINY_ADAPTER))
+    return teacher, build_tiny_student(teacher, feature_blocks=("mid", "up0", "up1"), guide_knots=4)
 
 
 def perturb_adapter(net: BilateralStudentNet) -> BilateralStudentNet:

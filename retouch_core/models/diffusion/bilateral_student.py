@@ -108,10 +108,8 @@ class StudentOutput(NamedTuple):
     """x0: (B, C, h, w) predicted latent; grid: (B, 12, D, H_g, W_g) or None; guide: GuideParams or None.
 
     Example:
-        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-        >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-        >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+        >>> net = build_tiny_student()  # pixel codec, 32 px, a 4x6 grid of depth 4
         >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
         >>> x0, grid, guide = net.predict(image, ["make it warmer"])
         >>> x0.shape, grid.shape, guide.batch
@@ -183,10 +181,9 @@ class BilateralStudentNet(nn.Module):
         """(B, 3, h, w) low-res input in [0, 1] -> (B, C, h / f, w / f) condition latent.
 
         Example:
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student, build_tiny_teacher
             >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> net = build_tiny_student(teacher)  # 32 px, a 4x6 grid of depth 4
             >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
             >>> condition = net.image_condition(image)
             >>> condition.shape, torch.equal(condition, teacher.image_condition(image))  # the teacher's convention
@@ -198,10 +195,8 @@ class BilateralStudentNet(nn.Module):
         """(B, C, h, w) standard normal noise from ``config.noise_seed`` (same for every call).
 
         Example:
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+            >>> net = build_tiny_student()  # pixel codec, 32 px, a 4x6 grid of depth 4
             >>> latent = torch.zeros(2, 4, 8, 12)
             >>> noise = net.inference_noise(latent)
             >>> noise.shape, torch.equal(noise, net.inference_noise(latent))  # reproducible grids
@@ -224,10 +219,8 @@ class BilateralStudentNet(nn.Module):
             :class:`StudentOutput`.
 
         Example:
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+            >>> net = build_tiny_student()  # pixel codec, 32 px, a 4x6 grid of depth 4
             >>> noise = torch.Generator().manual_seed(0)
             >>> z, image_latent = torch.randn(2, 4, 8, 8, generator=noise), torch.rand(2, 4, 8, 8, generator=noise)
             >>> text_emb = net.text(["make it warmer", "brighter"])
@@ -274,10 +267,8 @@ class BilateralStudentNet(nn.Module):
         Example:
             >>> import tempfile
             >>> from retouch_core.formats.model_files import read_model_file
-            >>> from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_teacher
-            >>> teacher = build_tiny_teacher(TinyTeacherConfig(codec="vae"))
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> from retouch_core.models.diffusion.tiny import TinyTeacherConfig, build_tiny_student, build_tiny_teacher
+            >>> net = build_tiny_student(build_tiny_teacher(TinyTeacherConfig(codec="vae")))
             >>> with tempfile.TemporaryDirectory() as folder:
             ...     path = net.save(Path(folder) / "student.safetensors", dtype=torch.half, label="warm v1")
             ...     tensors, metadata = read_model_file(path)
@@ -318,10 +309,9 @@ class BilateralStudentNet(nn.Module):
 
         Example:
             >>> import tempfile
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student, build_tiny_teacher
             >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> net = build_tiny_student(teacher)  # 32 px, a 4x6 grid of depth 4
             >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
             >>> with tempfile.TemporaryDirectory() as folder:
             ...     loaded = BilateralStudentNet.load(net.save(Path(folder) / "student.safetensors"))
@@ -376,10 +366,9 @@ def is_student_file(path: str | Path) -> bool:
 
     Example:
         >>> import tempfile
-        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_student, build_tiny_teacher
         >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-        >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+        >>> net = build_tiny_student(teacher)  # 32 px, a 4x6 grid of depth 4
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     student = net.save(Path(folder) / "student.safetensors")
         ...     other = teacher.save_single_file(Path(folder) / "teacher.safetensors")
@@ -417,9 +406,8 @@ class BilateralStudent(RetouchModel):
         device: where it runs (default: the net's device).
 
     Example:
-        >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-        >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1, init_std=0.0)
-        >>> net = BilateralStudentNet.from_teacher(build_tiny_teacher(), StudentConfig(resolution=32, adapter=adapter))
+        >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+        >>> net = build_tiny_student(init_std=0.0)  # an untrained adapter that makes no edit
         >>> model = BilateralStudent(net)  # frozen, evaluation mode
         >>> image = torch.rand(1, 3, 60, 90, generator=torch.Generator().manual_seed(0))
         >>> grid, plan = model.predict(image, "make it warmer")  # predicted on a 20 x 32 copy (resolution 32)
@@ -446,10 +434,8 @@ class BilateralStudent(RetouchModel):
         Example:
             >>> import tempfile
             >>> from retouch_core.models import load_retouch_model
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+            >>> net = build_tiny_student()  # pixel codec, 32 px, a 4x6 grid of depth 4
             >>> with tempfile.TemporaryDirectory() as folder:
             ...     path = net.save(Path(folder) / "student.safetensors")
             ...     model, found = BilateralStudent.from_file(path), load_retouch_model(path)  # the same, by format
@@ -466,10 +452,8 @@ class BilateralStudent(RetouchModel):
         """(1, 3, H, W) in [0, 1] + plan -> batch-1 grid with its learned guide.
 
         Example:
-            >>> from retouch_core.models.diffusion.tiny import build_tiny_teacher
-            >>> teacher = build_tiny_teacher()  # pixel codec: latents (B, 4, H / 2, W / 2)
-            >>> adapter = AdapterConfig(grid_depth=4, grid_height=4, grid_width=6, width=16, num_blocks=1)
-            >>> net = BilateralStudentNet.from_teacher(teacher, StudentConfig(resolution=32, adapter=adapter))
+            >>> from retouch_core.models.diffusion.tiny import build_tiny_student
+            >>> net = build_tiny_student()  # pixel codec, 32 px, a 4x6 grid of depth 4
             >>> image = torch.rand(1, 3, 150, 200, generator=torch.Generator().manual_seed(0))
             >>> grid = BilateralStudent(net).predict_grid(image, Plan())  # an empty instruction: "auto"
             >>> grid.grid.shape, grid.guide.batch, grid.guide.knots, grid.source_size, grid.label

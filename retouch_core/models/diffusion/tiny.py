@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .adapter import AdapterConfig
+from .bilateral_student import BilateralStudentNet, StudentConfig
 from .codec import PixelCodec, VAECodec
 from .teacher import InstructPix2PixTeacher
 from .text_encoder import TextConditioner, tiny_clip_tokenizer
@@ -150,3 +152,21 @@ def build_tiny_teacher(config: TinyTeacherConfig | None = None, seed: int = 0) -
         else:
             raise ValueError(f"codec must be 'pixel' or 'vae', got {config.codec!r}")
     return InstructPix2PixTeacher(unet, codec, TextConditioner(tokenizer, encoder), tiny_scheduler_config(config))
+
+
+def build_tiny_student(teacher: InstructPix2PixTeacher | None = None, **adapter) -> BilateralStudentNet:
+    """A bilateral student net on a tiny teacher (default :func:`build_tiny_teacher`): 32 px
+    input, a 4x6 grid of depth 4, one adapter block; ``adapter`` overrides
+    :class:`~.adapter.AdapterConfig` fields.
+
+    Example:
+        >>> net = build_tiny_student(init_std=0.0)
+        >>> net.config.resolution, net.config.adapter.grid_depth, net.config.adapter.init_std
+        (32, 4, 0.0)
+        >>> image = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+        >>> net.predict(image, ["warmer"]).grid.shape  # (B, 12, D, H_g, W_g)
+        torch.Size([1, 12, 4, 4, 6])
+    """
+    fields = {"grid_depth": 4, "grid_height": 4, "grid_width": 6, "width": 16, "num_blocks": 1, **adapter}
+    config = StudentConfig(resolution=32, adapter=AdapterConfig(**fields))
+    return BilateralStudentNet.from_teacher(teacher or build_tiny_teacher(), config)
