@@ -182,6 +182,24 @@ def median_ms(fn, repeats: int, device: torch.device = torch.device("cpu")) -> f
     return 1000 * statistics.median(times)
 
 
+def warm_up(fn, device: torch.device = torch.device("cpu"), seconds: float = 1.0) -> int:
+    """Call ``fn`` for at least ``seconds`` (at least twice) before anything is timed; return how
+    often. On this VM the first few 4K slices of a process, and sometimes of a new thread count,
+    ran about twice as slow as later ones: long enough to spoil the median of the first column.
+
+    Example:
+        >>> calls = []
+        >>> warm_up(lambda: calls.append(1), seconds=0.0), len(calls)
+        (2, 2)
+    """
+    calls, start = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - start < seconds:
+        fn()
+        synchronize(device)
+        calls += 1
+    return calls
+
+
 def _status_bytes(field: str) -> int | None:
     try:
         text = Path("/proc/self/status").read_text()
@@ -333,6 +351,7 @@ def bench_size(size: str, repeats: int, reference: bool, device: torch.device, m
         return median_ms(fn, runs, device)
 
     with torch.inference_mode():
+        warm_up(lambda: slice_and_apply(image_d, grid_d), device)
         row = {
             "pixels": height * width,
             "copy_ms": ms(lambda: new_image_like(image_d).copy_(image_d)),
