@@ -172,7 +172,7 @@ def _blend_block(left, right, coord, x_frac, red, green, blue, out0, out1, out2)
 
 
 @nb.njit(inline="always")
-def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z, scratch):
+def _learned_guide_row(red, green, blue, ccm, ccm_bias, bends, mix_bias, z, scratch):
     """HDRNet guide of one row into ``z``: colour mix, monotone piecewise-linear curves, 1x1 mix.
 
     A curve with ``K`` equal pieces of slopes ``s_k`` on ``v`` in [0, 1] is a sum of hinges,
@@ -181,28 +181,24 @@ def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z
     upper clamp is not needed because ``v <= 1``). Four pieces share one pass over the row: a
     pass per piece spent more time loading and storing ``z`` than computing. (Folding the
     ``- k/K`` into the bias would save another operation but lose float32 precision.)
+    ``bends``: (3, K) the steps ``s_k - s_{k-1}`` with the 1x1 mix folded in (:func:`_curve_bends`).
     """
-    knots = slopes.shape[1]
+    knots = bends.shape[1]
     piece = F32(1) / F32(knots)
     zero = F32(0)
     width = z.shape[0]
     for x in range(width):
         z[x] = mix_bias
-    bends = np.empty(knots, np.float32)
     for c in range(3):
         c0, c1, c2, cb = ccm[c, 0], ccm[c, 1], ccm[c, 2], ccm_bias[c]
         for x in range(width):
             scratch[x] = min(max(c0 * red[x] + c1 * green[x] + c2 * blue[x] + cb, zero), F32(1))
-        previous = zero
-        for k in range(knots):
-            slope = mix[c] * slopes[c, k]
-            bends[k] = slope - previous
-            previous = slope
+        d = bends[c]
         k = 0
         while k + 4 <= knots:
             a0 = F32(k) * piece
             a1, a2, a3 = a0 + piece, a0 + F32(2) * piece, a0 + F32(3) * piece
-            d0, d1, d2, d3 = bends[k], bends[k + 1], bends[k + 2], bends[k + 3]
+            d0, d1, d2, d3 = d[k], d[k + 1], d[k + 2], d[k + 3]
             for x in range(width):
                 v = scratch[x]
                 z[x] += (d0 * max(v - a0, zero) + d1 * max(v - a1, zero)
@@ -211,7 +207,20 @@ def _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z
         for rest in range(k, knots):
             start = F32(rest) * piece
             for x in range(width):
-                z[x] += bends[rest] * max(scratch[x] - start, zero)
+                z[x] += d[rest] * max(scratch[x] - start, zero)
+
+
+@nb.njit(inline="always")
+def _curve_bends(slopes, mix):
+    """(3, K) hinge weights of the learned guide's curves, mix folded in: ``mix_c (s_k - s_{k-1})``."""
+    bends = np.empty(slopes.shape, np.float32)
+    for c in range(3):
+        previous = F32(0)
+        for k in range(slopes.shape[1]):
+            slope = mix[c] * slopes[c, k]
+            bends[c, k] = slope - previous
+            previous = slope
+    return bends
 
 
 @nb.njit(fastmath={"reassoc"})
@@ -276,6 +285,7 @@ def slice_apply_image(image, first_row, full_height, grid, guide_mode, guide_map
     for j in range(1, grid_w):
         x_start[j] = max(x_start[j], x_start[j - 1])
     m0, m1, m2 = mix[0], mix[1], mix[2]
+    bends = _curve_bends(slopes, mix)  # once per image, not per row
     bad = np.zeros(height, np.int64)
 
     for y in nb.prange(height):
@@ -294,7 +304,7 @@ def slice_apply_image(image, first_row, full_height, grid, guide_mode, guide_map
                 z[x] = m0 * min(max(red[x], F32(0)), F32(1)) + m1 * min(max(green[x], F32(0)), F32(1)) \
                     + m2 * min(max(blue[x], F32(0)), F32(1)) + mix_bias
         else:
-            _learned_guide_row(red, green, blue, ccm, ccm_bias, slopes, mix, mix_bias, z, np.empty(width, np.float32))
+            _learned_guide_row(red, green, blue, ccm, ccm_bias, bends, mix_bias, z, np.empty(width, np.float32))
         bad[y] = _count_nonfinite(red, green, blue, z)
         coord = np.empty(width, np.float32)
         for x in range(width):
